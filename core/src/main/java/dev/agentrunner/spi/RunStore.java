@@ -1,0 +1,136 @@
+package dev.agentrunner.spi;
+
+import dev.agentrunner.Page;
+import dev.agentrunner.RunEvent;
+import dev.agentrunner.RunQuery;
+import dev.agentrunner.RunRecord;
+import dev.agentrunner.RunStats;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Where runs and their events live. A runner talks to its store only through this interface;
+ * several runners, in several processes, may share one store.
+ *
+ * <h2>The contract</h2>
+ *
+ * <ul>
+ *   <li>Every method is atomic on its own and safe to call from any number of threads and
+ *       processes at once: no caller holds a lock around it.
+ *   <li>Every status change writes its event row (see {@link RunEvent}) in the same transaction:
+ *       both commit or neither does.
+ *   <li>Transitions follow {@link dev.agentrunner.RunStatus#canTransitionTo}; a terminal run never
+ *       changes again.
+ *   <li>Ids come from the insert itself, are unique, and increase in insert order.
+ *   <li>Time comes from the store's own clock (an injected {@link java.time.Clock}, or the
+ *       database's), so that leases mean the same to every node.
+ *   <li>A failure is reported as a {@link dev.agentrunner.StoreException} and leaves the store as
+ *       it was before the call.
+ * </ul>
+ *
+ * <p>The suite in {@code agentrunner-store-tck} checks all of this; extend it for a new store.
+ *
+ * <p>Thread-safety: implementations must be thread-safe.
+ */
+public interface RunStore extends AutoCloseable {
+
+  /**
+   * Stores a new QUEUED run and returns it as stored, with the id the insert produced and a
+   * {@code queued} event. If the request has an idempotency key that is already stored, nothing
+   * is written and the stored run is returned.
+   */
+  RunRecord insert(NewRun run);
+
+  /**
+   * Atomically moves due QUEUED runs to RUNNING for {@code request.owner()}: highest priority
+   * first, then lowest id, within the request's limit and per-agent quotas. A run with a serial
+   * key is claimed only if no run of that key is RUNNING and it is the oldest QUEUED run of its
+   * key; at most one run per serial key is claimed. Each claimed run gets attempt + 1, the owner,
+   * {@code startedAt = now}, a lease until {@code now + lease}, and a {@code started} event.
+   *
+   * @return the claimed runs as stored; empty if none is due. No run is ever returned to two
+   *     claims for the same attempt.
+   */
+  List<RunRecord> claim(ClaimRequest request);
+
+  /**
+   * Extends to {@code now + lease} the lease of every RUNNING run owned by {@code owner}, in one
+   * operation, and reports which of them have a cancel request.
+   */
+  Heartbeat heartbeat(String owner, Duration lease);
+
+  /**
+   * Ends an attempt, fenced by {@link Finish#attempt()} and {@link Finish#owner()}: applied only
+   * while the run is RUNNING under that attempt and owner, writing the status change, the
+   * output or error, the usage, {@code finishedAt} (for a terminal status) and the matching
+   * event. A retry (status QUEUED) clears the owner and lease and sets {@code notBefore}.
+   *
+   * @return the run as stored after the change, or empty if the fence did not match (the run
+   *     was finished, recovered or cancelled meanwhile); then nothing changed
+   */
+  Optional<RunRecord> finish(Finish finish);
+
+  /**
+   * Gives claimed runs that never started back to the queue: each run still RUNNING under
+   * {@code owner} with the given attempt returns to QUEUED with its attempt decreased by one
+   * and a {@code released} event.
+   *
+   * @return how many runs were released
+   */
+  int release(String owner, List<RunRecord> claimed);
+
+  /**
+   * Requests cancellation. A QUEUED run becomes CANCELLED at once (with an event); a RUNNING run
+   * gets {@code cancelRequested = true} and a {@code cancel_requested} event, and its owner
+   * learns of it at its next heartbeat; a terminal run is left as it is.
+   *
+   * @return the run as stored after the call, or empty if there is no run with that id
+   */
+  Optional<RunRecord> cancel(long runId);
+
+  /**
+   * Returns every RUNNING run whose lease has expired (its worker is presumed dead) to QUEUED,
+   * with a {@code recovered} event, or ends it FAILED with an error saying the worker was lost
+   * when it has used all its attempts.
+   *
+   * @return the recovered runs as stored afterwards
+   */
+  List<RunRecord> recoverExpiredLeases();
+
+  /**
+   * Appends an agent's event to a run, fenced like {@link #finish}: only while the run is
+   * RUNNING under {@code attempt}.
+   *
+   * @return the stored event, or empty if the fence did not match
+   */
+  Optional<RunEvent> appendEvent(long runId, int attempt, String type, String data);
+
+  /** The run with this id, if any. */
+  Optional<RunRecord> find(long runId);
+
+  /**
+   * A page of runs matching the query, newest (highest id) first, starting below
+   * {@link RunQuery#beforeId()}; the next cursor is {@link RunQuery#cursorAfter(long)} of the
+   * page's last id, present when more matching runs may follow.
+   */
+  Page<RunRecord> query(RunQuery query);
+
+  /** A run's events in the order they were written; empty if the run does not exist. */
+  List<RunEvent> events(long runId);
+
+  /** Counts by agent and status, and usage sums, read in one consistent snapshot. */
+  RunStats stats();
+
+  /**
+   * Deletes terminal runs finished before {@code finishedBefore}, with their events.
+   *
+   * @return how many runs were deleted
+   */
+  int purge(Instant finishedBefore);
+
+  /** Releases the store's resources. Later calls fail with a {@link dev.agentrunner.StoreException}. */
+  @Override
+  void close();
+}
