@@ -80,7 +80,8 @@ public interface AgentRunner extends AutoCloseable {
    * Stops gracefully: new submits throw {@link RunnerClosedException}; the dispatcher stops
    * claiming; running agents get up to {@code timeout} to finish; those still running are then
    * cancelled (and end CANCELLED); claimed runs that never started go back to QUEUED; finally
-   * the store is closed. Calling it again has no further effect.
+   * the store is closed if the runner created it (a store given to the builder stays open).
+   * Calling it again waits for the first close and has no further effect.
    *
    * @throws IllegalArgumentException if {@code timeout} is negative
    */

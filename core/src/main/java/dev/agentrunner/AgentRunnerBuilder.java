@@ -45,8 +45,9 @@ public final class AgentRunnerBuilder {
   AgentRunnerBuilder() {}
 
   /**
-   * The store to keep runs in (default: a new {@link InMemoryRunStore}). The runner takes
-   * ownership: closing the runner closes the store.
+   * The store to keep runs in (default: a new {@link InMemoryRunStore}, which the runner closes
+   * with itself). A store passed here stays the caller's: close it after the runner, for example
+   * by opening both in one try-with-resources statement, store first.
    */
   public AgentRunnerBuilder store(RunStore store) {
     this.store = Objects.requireNonNull(store, "store");
@@ -156,6 +157,7 @@ public final class AgentRunnerBuilder {
     }
     RunnerConfig config = new RunnerConfig(
         store == null ? InMemoryRunStore.create() : store,
+        store == null,
         clock,
         Map.copyOf(agents),
         List.copyOf(listeners),

@@ -12,7 +12,8 @@ import java.util.Map;
 /**
  * A runner's configuration, copied out of the builder: immutable once built.
  *
- * @param store where runs live (owned by the runner)
+ * @param store where runs live
+ * @param ownsStore whether the runner created the store and so closes it
  * @param clock the clock for deadlines
  * @param agents registered agents by name
  * @param listeners listeners in registration order
@@ -26,6 +27,7 @@ import java.util.Map;
  */
 public record RunnerConfig(
     RunStore store,
+    boolean ownsStore,
     Clock clock,
     Map<String, AgentRegistration> agents,
     List<RunListener> listeners,

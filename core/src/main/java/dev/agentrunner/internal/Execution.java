@@ -1,0 +1,198 @@
+package dev.agentrunner.internal;
+
+import dev.agentrunner.AgentContext;
+import dev.agentrunner.AgentResult;
+import dev.agentrunner.RunRecord;
+import dev.agentrunner.RunStatus;
+import dev.agentrunner.Usage;
+import dev.agentrunner.spi.Finish;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+
+/**
+ * One attempt of one run in this process: calls the agent on its own virtual thread and ends
+ * the attempt exactly once, whichever comes first of the agent returning, the agent throwing, or
+ * the runner giving up on an agent that ignored an interrupt. Whoever wins {@link #ended} writes
+ * the finish; a result that arrives later is discarded, and the store's fence (attempt + owner)
+ * would refuse it anyway.
+ *
+ * <p>Thread-safety: thread-safe; its methods are called from the agent's thread, the timer
+ * thread, the dispatcher and the host's threads.
+ */
+final class Execution implements AgentContext {
+  static final String MDC_RUN_ID = "agentrunner.runId";
+  static final String MDC_AGENT = "agentrunner.agent";
+
+  private static final Logger log = LoggerFactory.getLogger(Execution.class);
+
+  private final Engine engine;
+  private final RunRecord run;
+  private final RunnerConfig.AgentRegistration registration;
+  private final Instant deadline;
+  private final AtomicBoolean ended = new AtomicBoolean();
+  /** Why the runner stopped the agent (TIMED_OUT or CANCELLED), with a message; null if not. */
+  private final AtomicReference<Stop> stop = new AtomicReference<>();
+  private final AtomicReference<Usage> reported = new AtomicReference<>(Usage.ZERO);
+  private volatile Thread thread;
+  private volatile ScheduledFuture<?> timeoutTask;
+
+  private record Stop(RunStatus status, String reason) {}
+
+  Execution(Engine engine, RunRecord run, RunnerConfig.AgentRegistration registration) {
+    this.engine = engine;
+    this.run = run;
+    this.registration = registration;
+    Optional<Duration> timeout = registration.spec().timeoutIfAny();
+    this.deadline = timeout.map(t -> engine.clock().instant().plus(t)).orElse(null);
+  }
+
+  RunRecord run() {
+    return run;
+  }
+
+  /** Starts the agent on a new virtual thread, and its timeout. */
+  void start() {
+    Thread t = Thread.ofVirtual().name("agentrunner-run-" + run.id()).unstarted(this::execute);
+    thread = t;
+    registration.spec().timeoutIfAny().ifPresent(timeout -> timeoutTask = engine.timers().schedule(
+        () -> stop(RunStatus.TIMED_OUT, "timed out after " + timeout),
+        timeout.toNanos(), TimeUnit.NANOSECONDS));
+    t.start();
+  }
+
+  private void execute() {
+    MDC.put(MDC_RUN_ID, Long.toString(run.id()));
+    MDC.put(MDC_AGENT, run.agent());
+    try {
+      AgentResult result = registration.agent().execute(this);
+      if (result == null) {
+        end(RunStatus.FAILED, null, "agent returned null instead of an AgentResult", Usage.ZERO);
+      } else {
+        end(RunStatus.SUCCEEDED, result.output(), null, result.usage());
+      }
+    } catch (Throwable t) { // an agent's Error ends its run too, rather than leaving it RUNNING
+      end(RunStatus.FAILED, null, describe(t), Usage.ZERO);
+    } finally {
+      MDC.remove(MDC_RUN_ID);
+      MDC.remove(MDC_AGENT);
+    }
+  }
+
+  /**
+   * Stops the agent: marks the run cancelled, interrupts the agent's thread and, if it has not
+   * returned within the grace period, ends the attempt without it. The first stop wins.
+   */
+  void stop(RunStatus status, String reason) {
+    if (ended.get() || !stop.compareAndSet(null, new Stop(status, reason))) {
+      return;
+    }
+    Thread t = thread;
+    if (t != null) {
+      t.interrupt();
+    }
+    Duration grace = engine.config().abandonAfter();
+    engine.timers().schedule(() -> {
+      if (!ended.get()) {
+        log.warn("run {} of agent {} ignored the interrupt for {}; abandoning it, its late "
+            + "result will be discarded", run.id(), run.agent(), grace);
+        end(status, null, null, Usage.ZERO, "; the agent ignored the interrupt and was abandoned"
+            + " after " + grace);
+      }
+    }, grace.toNanos(), TimeUnit.NANOSECONDS);
+  }
+
+  /** Ends the attempt once; a later call (a late result) changes nothing. */
+  private void end(RunStatus status, String output, String error, Usage usage) {
+    end(status, output, error, usage, "");
+  }
+
+  private void end(RunStatus status, String output, String error, Usage usage, String note) {
+    if (!ended.compareAndSet(false, true)) {
+      log.debug("run {} already ended; discarding the late {} outcome", run.id(), status);
+      return;
+    }
+    ScheduledFuture<?> timeout = timeoutTask;
+    if (timeout != null) {
+      timeout.cancel(false);
+    }
+    Usage total = reported.get().plus(usage);
+    Stop stopped = stop.get();
+    Finish finish = stopped != null
+        ? Finish.unsuccessful(run.id(), run.attempt(), run.owner(), stopped.status(),
+            stopped.reason() + note, total)
+        : status == RunStatus.SUCCEEDED
+            ? Finish.succeeded(run.id(), run.attempt(), run.owner(), output, total)
+            : Finish.unsuccessful(run.id(), run.attempt(), run.owner(), status, error, total);
+    engine.ended(this, finish);
+  }
+
+  private static String describe(Throwable t) {
+    String message = t.getMessage();
+    return message == null ? t.getClass().getName() : t.getClass().getSimpleName() + ": " + message;
+  }
+
+  // ---- AgentContext ----
+
+  @Override
+  public long runId() {
+    return run.id();
+  }
+
+  @Override
+  public String agent() {
+    return run.agent();
+  }
+
+  @Override
+  public String input() {
+    return run.input();
+  }
+
+  @Override
+  public int attempt() {
+    return run.attempt();
+  }
+
+  @Override
+  public Optional<String> serialKey() {
+    return Optional.ofNullable(run.serialKey());
+  }
+
+  @Override
+  public Optional<Instant> deadline() {
+    return Optional.ofNullable(deadline);
+  }
+
+  @Override
+  public boolean isCancelled() {
+    return stop.get() != null;
+  }
+
+  @Override
+  public void emit(String type, String data) {
+    Checks.name(type, "type");
+    Objects.requireNonNull(data, "data");
+    if (ended.get()) {
+      return;
+    }
+    engine.store().appendEvent(run.id(), run.attempt(), type, data)
+        .ifPresent(engine.listeners()::event);
+  }
+
+  @Override
+  public void reportUsage(Usage usage) {
+    Objects.requireNonNull(usage, "usage");
+    if (!ended.get()) {
+      reported.accumulateAndGet(usage, Usage::plus);
+    }
+  }
+}

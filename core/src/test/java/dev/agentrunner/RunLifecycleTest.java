@@ -1,0 +1,253 @@
+package dev.agentrunner;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.agentrunner.memory.InMemoryRunStore;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.slf4j.MDC;
+
+/** What happens to one run: success, failure, timeout, cancel, events, listeners, MDC. */
+@Timeout(30)
+class RunLifecycleTest {
+  private static final Duration WAIT = Duration.ofSeconds(10);
+
+  @Test
+  void agentExceptionEndsTheRunFailedWithItsMessage() {
+    try (AgentRunner runner = AgentRunner.builder()
+        .agent("broken", ctx -> {
+          throw new IllegalStateException("model quota exhausted");
+        })
+        .build()) {
+      RunRecord done = runner.submit(RunRequest.of("broken", "x")).await(WAIT);
+      assertThat(done.status()).isEqualTo(RunStatus.FAILED);
+      assertThat(done.error()).contains("IllegalStateException").contains("model quota exhausted");
+      assertThat(done.finishedAt()).isNotNull();
+    }
+  }
+
+  @Test
+  void agentReturningNullFails() {
+    try (AgentRunner runner = AgentRunner.builder().agent("null", ctx -> null).build()) {
+      RunRecord done = runner.submit(RunRequest.of("null", "x")).await(WAIT);
+      assertThat(done.status()).isEqualTo(RunStatus.FAILED);
+      assertThat(done.error()).contains("null");
+    }
+  }
+
+  @Test
+  void eventsAndUsageAreStoredWithTheRun() {
+    try (AgentRunner runner = AgentRunner.builder()
+        .agent("chatty", ctx -> {
+          ctx.emit("progress", "{\"step\":1}");
+          ctx.reportUsage(Usage.of(100, 0, 7));
+          return AgentResult.of("done", Usage.of(1, 20, 3));
+        })
+        .build()) {
+      RunHandle handle = runner.submit(RunRequest.of("chatty", "x"));
+      RunRecord done = handle.await(WAIT);
+      assertThat(done.usage()).isEqualTo(Usage.of(101, 20, 10));
+      List<String> types = runner.events(handle.id()).stream().map(RunEvent::type).toList();
+      assertThat(types).containsExactly("queued", "started", "progress", "succeeded");
+    }
+  }
+
+  @Test
+  void theRunIdAndAgentAreInTheMdcWhileTheAgentRuns() {
+    try (AgentRunner runner = AgentRunner.builder()
+        .agent("mdc", ctx -> AgentResult.of(
+            MDC.get("agentrunner.runId") + "/" + MDC.get("agentrunner.agent")))
+        .build()) {
+      RunHandle handle = runner.submit(RunRequest.of("mdc", "x"));
+      assertThat(handle.await(WAIT).output()).isEqualTo(handle.id() + "/mdc");
+    }
+  }
+
+  @Test
+  void aThrowingListenerHarmsNeitherTheRunNorOtherListeners() {
+    List<String> seen = new CopyOnWriteArrayList<>();
+    RunListener throwing = new RunListener() {
+      @Override
+      public void onSubmitted(RunRecord run) {
+        throw new RuntimeException("listener bug");
+      }
+
+      @Override
+      public void onStarted(RunRecord run) {
+        throw new RuntimeException("listener bug");
+      }
+
+      @Override
+      public void onFinished(RunRecord run) {
+        throw new RuntimeException("listener bug");
+      }
+    };
+    RunListener recording = new RunListener() {
+      @Override
+      public void onSubmitted(RunRecord run) {
+        seen.add("submitted");
+      }
+
+      @Override
+      public void onStarted(RunRecord run) {
+        seen.add("started");
+      }
+
+      @Override
+      public void onFinished(RunRecord run) {
+        seen.add("finished:" + run.status());
+      }
+    };
+    try (AgentRunner runner = AgentRunner.builder()
+        .listener(throwing)
+        .listener(recording)
+        .agent("a", ctx -> AgentResult.of("ok"))
+        .build()) {
+      for (int i = 0; i < 5; i++) {
+        assertThat(runner.submit(RunRequest.of("a", "x")).await(WAIT).status())
+            .isEqualTo(RunStatus.SUCCEEDED);
+      }
+    }
+    assertThat(seen).filteredOn("submitted"::equals).hasSize(5);
+    assertThat(seen).filteredOn("started"::equals).hasSize(5);
+    assertThat(seen).filteredOn("finished:SUCCEEDED"::equals).hasSize(5);
+  }
+
+  @Test
+  void anAgentOverItsTimeoutIsInterruptedAndEndsTimedOut() {
+    CountDownLatch interrupted = new CountDownLatch(1);
+    try (AgentRunner runner = AgentRunner.builder()
+        .agent(AgentSpec.named("slow").timeout(Duration.ofMillis(100)), ctx -> {
+          try {
+            Thread.sleep(60_000);
+          } catch (InterruptedException e) {
+            assertThat(ctx.isCancelled()).isTrue();
+            interrupted.countDown();
+            throw e;
+          }
+          return AgentResult.of("too late");
+        })
+        .build()) {
+      RunRecord done = runner.submit(RunRequest.of("slow", "x")).await(WAIT);
+      assertThat(done.status()).isEqualTo(RunStatus.TIMED_OUT);
+      assertThat(done.error()).contains("timed out after PT0.1S");
+      assertThat(interrupted.getCount()).isZero();
+    }
+  }
+
+  @Test
+  void anAgentIgnoringTheInterruptIsAbandonedAndItsLateResultDiscarded() throws Exception {
+    CountDownLatch mayReturn = new CountDownLatch(1);
+    Thread[] agentThread = new Thread[1];
+    InMemoryRunStore store = InMemoryRunStore.create();
+    try (AgentRunner runner = AgentRunner.builder()
+        .store(store)
+        .abandonAfter(Duration.ofMillis(100))
+        .agent(AgentSpec.named("stubborn").timeout(Duration.ofMillis(50)), ctx -> {
+          agentThread[0] = Thread.currentThread();
+          while (true) { // ignores interrupts on purpose
+            try {
+              if (mayReturn.await(10, TimeUnit.MILLISECONDS)) {
+                return AgentResult.of("late result");
+              }
+            } catch (InterruptedException ignored) {
+              // stubborn
+            }
+          }
+        })
+        .build()) {
+      RunHandle handle = runner.submit(RunRequest.of("stubborn", "x"));
+      RunRecord done = handle.await(WAIT);
+      assertThat(done.status()).isEqualTo(RunStatus.TIMED_OUT);
+      assertThat(done.error()).contains("abandoned");
+
+      mayReturn.countDown();
+      agentThread[0].join(); // the late result has been handed back by now
+      RunRecord after = runner.get(handle.id()).orElseThrow();
+      assertThat(after.status()).isEqualTo(RunStatus.TIMED_OUT);
+      assertThat(after.output()).isNull();
+    }
+    store.close();
+  }
+
+  @Test
+  void cancellingAQueuedRunCancelsItAtOnce() {
+    CountDownLatch release = new CountDownLatch(1);
+    CountDownLatch started = new CountDownLatch(1);
+    try (AgentRunner runner = AgentRunner.builder()
+        .maxConcurrency(1)
+        .agent("block", ctx -> {
+          started.countDown();
+          release.await();
+          return AgentResult.of("ok");
+        })
+        .build()) {
+      RunHandle first = runner.submit(RunRequest.of("block", "1"));
+      awaitLatch(started);
+      RunHandle second = runner.submit(RunRequest.of("block", "2"));
+      RunRecord cancelled = runner.cancel(second.id()).orElseThrow();
+      assertThat(cancelled.status()).isEqualTo(RunStatus.CANCELLED);
+      release.countDown();
+      assertThat(first.await(WAIT).status()).isEqualTo(RunStatus.SUCCEEDED);
+      assertThat(second.await(WAIT).status()).isEqualTo(RunStatus.CANCELLED);
+      assertThat(runner.cancel(first.id()).orElseThrow().status())
+          .as("a terminal run stays as it is").isEqualTo(RunStatus.SUCCEEDED);
+      assertThat(runner.cancel(987_654)).isEmpty();
+    }
+  }
+
+  @Test
+  void cancellingARunningRunInterruptsTheAgentAndEndsItCancelled() {
+    CountDownLatch started = new CountDownLatch(1);
+    try (AgentRunner runner = AgentRunner.builder()
+        .agent("wait", ctx -> {
+          started.countDown();
+          Thread.sleep(60_000);
+          return AgentResult.of("never");
+        })
+        .build()) {
+      RunHandle handle = runner.submit(RunRequest.of("wait", "x"));
+      awaitLatch(started);
+      assertThat(runner.cancel(handle.id()).orElseThrow().cancelRequested()).isTrue();
+      RunRecord done = handle.await(WAIT);
+      assertThat(done.status()).isEqualTo(RunStatus.CANCELLED);
+      assertThat(runner.events(handle.id()).stream().map(RunEvent::type))
+          .contains("cancel_requested", "cancelled");
+    }
+  }
+
+  @Test
+  void awaitGivesUpWithTheLastSeenState() {
+    CountDownLatch release = new CountDownLatch(1);
+    try (AgentRunner runner = AgentRunner.builder()
+        .agent("block", ctx -> {
+          release.await();
+          return AgentResult.of("ok");
+        })
+        .build()) {
+      RunHandle handle = runner.submit(RunRequest.of("block", "x"));
+      try {
+        handle.await(Duration.ofMillis(50));
+        throw new AssertionError("await should have timed out");
+      } catch (AwaitTimeoutException e) {
+        assertThat(e.getMessage()).contains("run " + handle.id());
+        assertThat(e.lastSeen().isTerminal()).isFalse();
+      }
+      release.countDown();
+      assertThat(handle.completion().join().status()).isEqualTo(RunStatus.SUCCEEDED);
+    }
+  }
+
+  static void awaitLatch(CountDownLatch latch) {
+    try {
+      assertThat(latch.await(10, TimeUnit.SECONDS)).as("latch reached").isTrue();
+    } catch (InterruptedException e) {
+      throw new AssertionError(e);
+    }
+  }
+}

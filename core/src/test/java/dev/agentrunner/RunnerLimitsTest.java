@@ -1,0 +1,62 @@
+package dev.agentrunner;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The global and per-agent concurrency limits are never exceeded, measured inside the agents. */
+class RunnerLimitsTest {
+
+  private final AtomicInteger executingNow = new AtomicInteger();
+  private final AtomicInteger maxExecuting = new AtomicInteger();
+  private final Map<String, AtomicInteger> perAgentNow = new ConcurrentHashMap<>();
+  private final Map<String, AtomicInteger> perAgentMax = new ConcurrentHashMap<>();
+
+  private Agent measuring() {
+    return ctx -> {
+      AtomicInteger agentNow = perAgentNow.computeIfAbsent(ctx.agent(), a -> new AtomicInteger());
+      maxExecuting.accumulateAndGet(executingNow.incrementAndGet(), Math::max);
+      perAgentMax.computeIfAbsent(ctx.agent(), a -> new AtomicInteger())
+          .accumulateAndGet(agentNow.incrementAndGet(), Math::max);
+      try {
+        Thread.sleep(3); // simulated model latency, so runs overlap
+        return AgentResult.of("ok");
+      } finally {
+        agentNow.decrementAndGet();
+        executingNow.decrementAndGet();
+      }
+    };
+  }
+
+  @Test
+  @Timeout(60)
+  void measuredConcurrencyNeverExceedsGlobalAndPerAgentLimits() {
+    try (AgentRunner runner = AgentRunner.builder()
+        .maxConcurrency(5)
+        .agent(AgentSpec.named("two").maxConcurrency(2), measuring())
+        .agent(AgentSpec.named("one").maxConcurrency(1), measuring())
+        .agent("free", measuring())
+        .build()) {
+      List<RunHandle> handles = new ArrayList<>();
+      for (int i = 0; i < 60; i++) {
+        for (String agent : List.of("two", "one", "free")) {
+          handles.add(runner.submit(RunRequest.of(agent, "i" + i)));
+        }
+      }
+      for (RunHandle h : handles) {
+        assertThat(h.await(Duration.ofSeconds(30)).status()).isEqualTo(RunStatus.SUCCEEDED);
+      }
+    }
+    assertThat(maxExecuting.get()).isBetween(1, 5);
+    assertThat(perAgentMax.get("two").get()).isBetween(1, 2);
+    assertThat(perAgentMax.get("one").get()).isEqualTo(1);
+    assertThat(perAgentMax.get("free").get()).isBetween(1, 5);
+  }
+}
