@@ -45,6 +45,13 @@ public interface AgentRunner extends AutoCloseable {
    */
   RunHandle submit(RunRequest request);
 
+  /**
+   * A handle on a run already stored (submitted earlier, by this runner or another process),
+   * to await it. The id is not checked here: {@link RunHandle#current()} of an unknown id
+   * throws.
+   */
+  RunHandle handle(long runId);
+
   /** The run with this id as stored now, if it exists. */
   Optional<RunRecord> get(long runId);
 

@@ -169,6 +169,11 @@ public final class Engine implements AgentRunner {
   }
 
   @Override
+  public RunHandle handle(long runId) {
+    return new Handle(runId);
+  }
+
+  @Override
   public Optional<RunRecord> get(long runId) {
     return store.find(runId);
   }
