@@ -7,6 +7,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,12 +23,12 @@ final class Completions {
 
   private final Map<Long, CompletableFuture<RunRecord>> waiting = new ConcurrentHashMap<>();
 
-  /** The future of run {@code id}, completed at once if {@code current} is already terminal. */
-  CompletableFuture<RunRecord> register(long id, Optional<RunRecord> current) {
+  /** The future of run {@code id}, completed at once if the run is already terminal. */
+  CompletableFuture<RunRecord> register(long id, Supplier<Optional<RunRecord>> read) {
     CompletableFuture<RunRecord> future =
         waiting.computeIfAbsent(id, k -> new CompletableFuture<>());
     // Read after registering, so a run that finished in between is not missed.
-    current.filter(RunRecord::isTerminal).ifPresent(this::complete);
+    read.get().ifPresent(this::complete);
     return future;
   }
 

@@ -516,7 +516,7 @@ public final class Engine implements AgentRunner {
     }
 
     private CompletableFuture<RunRecord> register() {
-      return completions.register(id, store.find(id));
+      return completions.register(id, () -> store.find(id));
     }
 
     @Override

@@ -211,10 +211,13 @@ public final class InMemoryRunStore implements RunStore {
     return locked(() -> {
       List<RunRecord[]> changes = new ArrayList<>();
       List<RunEvent> newEvents = new ArrayList<>();
+      // A run listed twice is released once: changes are applied after this loop, so a
+      // duplicate would still look RUNNING here and be applied twice (lost row, torn stats).
+      Set<Long> seen = new HashSet<>();
       for (RunRecord c : claimed) {
         RunRecord run = runs.get(c.id());
         if (run != null && run.status() == RunStatus.RUNNING && run.attempt() == c.attempt()
-            && owner.equals(run.owner())) {
+            && owner.equals(run.owner()) && seen.add(run.id())) {
           RunRecord back = with(run, RunStatus.QUEUED, run.attempt() - 1, null, null, null, null,
               run.output(), run.error(), run.usage(), run.notBefore());
           changes.add(new RunRecord[] {run, back});

@@ -57,7 +57,8 @@ public interface RunStore extends AutoCloseable {
 
   /**
    * Extends to {@code now + lease} the lease of every RUNNING run owned by {@code owner}, in one
-   * operation, and reports which of them have a cancel request.
+   * operation, and reports which of them have a cancel request. A lease that expired but was not
+   * yet recovered is renewed too: until another node recovers the run, the owner still holds it.
    */
   Heartbeat heartbeat(String owner, Duration lease);
 
@@ -92,8 +93,8 @@ public interface RunStore extends AutoCloseable {
 
   /**
    * Returns every RUNNING run whose lease has expired (its worker is presumed dead) to QUEUED,
-   * with a {@code recovered} event, or ends it FAILED with an error saying the worker was lost
-   * when it has used all its attempts.
+   * with a {@code recovered} event, or ends it FAILED (with a {@code failed} event) with an error
+   * saying the worker was lost when it has used all its attempts.
    *
    * @return the recovered runs as stored afterwards
    */
@@ -130,7 +131,10 @@ public interface RunStore extends AutoCloseable {
    */
   int purge(Instant finishedBefore);
 
-  /** Releases the store's resources. Later calls fail with a {@link dev.agentrunner.StoreException}. */
+  /**
+   * Releases the store's resources. Later calls of other methods fail with a
+   * {@link dev.agentrunner.StoreException}; a second {@code close()} does nothing.
+   */
   @Override
   void close();
 }
