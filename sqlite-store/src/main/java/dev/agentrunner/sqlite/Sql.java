@@ -1,0 +1,162 @@
+package dev.agentrunner.sqlite;
+
+/**
+ * Every SQL statement the store runs after the schema exists, one constant per shape. None is
+ * built from a caller's string: values always travel as bind parameters, and lists (the ids a
+ * claim takes) travel as one bound JSON array of numbers read with {@code json_each}.
+ *
+ * <p>Status literals in the WHERE clauses are written out (not bound) on purpose: the partial
+ * indexes ({@code WHERE status = 'QUEUED'} and so on) are only usable when the planner can see
+ * the literal.
+ *
+ * <p>{@code SchemaTest} checks with EXPLAIN QUERY PLAN that the hot paths use their indexes.
+ */
+final class Sql {
+  private Sql() {}
+
+  /** The columns of {@code runs}, in the order {@link Rows#run} reads them. */
+  static final String RUN_COLUMNS =
+      "id, agent, status, input, output, error, serial_key, idempotency_key, priority, attempt,"
+          + " max_attempts, created_at, not_before, started_at, finished_at, owner, lease_until,"
+          + " cancel_requested, input_tokens, output_tokens, cost_micros";
+
+  /** The columns of {@code events}, in the order {@link Rows#event} reads them. */
+  static final String EVENT_COLUMNS = "seq, run_id, attempt, type, data, at";
+
+  // ---- writes (run only on the writer connection, inside BEGIN IMMEDIATE) ----
+
+  /**
+   * The id comes from this statement's own RETURNING, never from a later read. A duplicate
+   * idempotency key returns no row; the caller then reads the stored run in the same
+   * transaction.
+   */
+  static final String INSERT_RUN =
+      "INSERT INTO runs (agent, status, input, serial_key, idempotency_key, priority, attempt,"
+          + " max_attempts, created_at, not_before)"
+          + " VALUES (?, 'QUEUED', ?, ?, ?, ?, 0, ?, ?, ?)"
+          + " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+          + " RETURNING " + RUN_COLUMNS;
+
+  static final String RUN_BY_IDEMPOTENCY_KEY =
+      "SELECT " + RUN_COLUMNS + " FROM runs WHERE idempotency_key = ?";
+
+  static final String INSERT_EVENT =
+      "INSERT INTO events (run_id, attempt, type, data, at) VALUES (?, ?, ?, ?, ?)";
+
+  /**
+   * The claimable runs of one agent, best first. A run with a serial key qualifies only when no
+   * run of its key is RUNNING and no older run of its key is QUEUED (due or not), which also
+   * means at most one run per key qualifies. Walks {@code runs_queue} (named, so that a plan
+   * change cannot silently fall back to a scan), so terminal history is never read.
+   */
+  static final String CLAIM_CANDIDATES =
+      "SELECT r.id, r.priority FROM runs r INDEXED BY runs_queue"
+          + " WHERE r.status = 'QUEUED' AND r.agent = ? AND r.not_before <= ?"
+          + " AND (r.serial_key IS NULL OR ("
+          + "   NOT EXISTS (SELECT 1 FROM runs b"
+          + "     WHERE b.serial_key = r.serial_key AND b.status = 'RUNNING')"
+          + "   AND NOT EXISTS (SELECT 1 FROM runs o"
+          + "     WHERE o.serial_key = r.serial_key AND o.status = 'QUEUED' AND o.id < r.id)))"
+          + " ORDER BY r.priority DESC, r.id LIMIT ?";
+
+  /**
+   * Moves one chosen run to RUNNING and returns it. One primary-key lookup per run, rather than
+   * one statement over a list of ids: the planner may pick a scan for a list, never for this.
+   */
+  static final String CLAIM_RUN =
+      "UPDATE runs SET status = 'RUNNING', attempt = attempt + 1, owner = ?, started_at = ?,"
+          + " lease_until = ?, cancel_requested = 0"
+          + " WHERE id = ? AND status = 'QUEUED'"
+          + " RETURNING " + RUN_COLUMNS;
+
+  static final String HEARTBEAT =
+      "UPDATE runs SET lease_until = ? WHERE status = 'RUNNING' AND owner = ?"
+          + " RETURNING id, cancel_requested";
+
+  /** A terminal finish, fenced by attempt and owner. */
+  static final String FINISH_TERMINAL =
+      "UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ?, lease_until = NULL,"
+          + " cancel_requested = 0, input_tokens = input_tokens + ?,"
+          + " output_tokens = output_tokens + ?, cost_micros = cost_micros + ?"
+          + " WHERE id = ? AND status = 'RUNNING' AND attempt = ? AND owner = ?"
+          + " RETURNING " + RUN_COLUMNS;
+
+  /** A retry: back to QUEUED, due at {@code retryAt}, fenced by attempt and owner. */
+  static final String FINISH_RETRY =
+      "UPDATE runs SET status = 'QUEUED', output = NULL, error = ?, not_before = ?, owner = NULL,"
+          + " lease_until = NULL, started_at = NULL, cancel_requested = 0,"
+          + " input_tokens = input_tokens + ?, output_tokens = output_tokens + ?,"
+          + " cost_micros = cost_micros + ?"
+          + " WHERE id = ? AND status = 'RUNNING' AND attempt = ? AND owner = ?"
+          + " RETURNING " + RUN_COLUMNS;
+
+  static final String RELEASE =
+      "UPDATE runs SET status = 'QUEUED', attempt = attempt - 1, owner = NULL,"
+          + " lease_until = NULL, started_at = NULL, cancel_requested = 0"
+          + " WHERE id = ? AND status = 'RUNNING' AND attempt = ? AND owner = ?"
+          + " RETURNING " + RUN_COLUMNS;
+
+  static final String CANCEL_QUEUED =
+      "UPDATE runs SET status = 'CANCELLED', output = NULL,"
+          + " error = 'cancelled before it started', finished_at = ?, owner = NULL,"
+          + " lease_until = NULL, started_at = NULL"
+          + " WHERE id = ? AND status = 'QUEUED'"
+          + " RETURNING " + RUN_COLUMNS;
+
+  static final String REQUEST_CANCEL =
+      "UPDATE runs SET cancel_requested = 1"
+          + " WHERE id = ? AND status = 'RUNNING' AND cancel_requested = 0"
+          + " RETURNING " + RUN_COLUMNS;
+
+  /** INDEXED BY: the planner would rather scan the table in id order than sort a few rows. */
+  static final String EXPIRED_LEASES =
+      "SELECT " + RUN_COLUMNS + " FROM runs INDEXED BY runs_running_lease"
+          + " WHERE status = 'RUNNING' AND lease_until < ? ORDER BY id";
+
+  static final String RECOVER_TO_QUEUED =
+      "UPDATE runs SET status = 'QUEUED', output = NULL, error = ?, not_before = ?, owner = NULL,"
+          + " lease_until = NULL, started_at = NULL, cancel_requested = 0"
+          + " WHERE id = ? AND status = 'RUNNING' AND attempt = ?"
+          + " RETURNING " + RUN_COLUMNS;
+
+  static final String RECOVER_TO_FAILED =
+      "UPDATE runs SET status = 'FAILED', output = NULL, error = ?, finished_at = ?,"
+          + " lease_until = NULL, cancel_requested = 0"
+          + " WHERE id = ? AND status = 'RUNNING' AND attempt = ?"
+          + " RETURNING " + RUN_COLUMNS;
+
+  /** An agent's event, written only while the run is RUNNING under the given attempt. */
+  static final String APPEND_EVENT =
+      "INSERT INTO events (run_id, attempt, type, data, at)"
+          + " SELECT id, attempt, ?, ?, ? FROM runs"
+          + " WHERE id = ? AND status = 'RUNNING' AND attempt = ?"
+          + " RETURNING " + EVENT_COLUMNS;
+
+  /** Events go with their runs through {@code ON DELETE CASCADE}. */
+  static final String PURGE =
+      "DELETE FROM runs WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT')"
+          + " AND finished_at < ?";
+
+  // ---- reads (pooled read-only connections) ----
+
+  static final String RUN_BY_ID = "SELECT " + RUN_COLUMNS + " FROM runs WHERE id = ?";
+
+  /** Six status slots; unused ones are bound to NULL, which matches nothing. */
+  static final String QUERY_ALL =
+      "SELECT " + RUN_COLUMNS + " FROM runs"
+          + " WHERE id < ? AND status IN (?, ?, ?, ?, ?, ?)"
+          + " ORDER BY id DESC LIMIT ?";
+
+  static final String QUERY_AGENT =
+      "SELECT " + RUN_COLUMNS + " FROM runs"
+          + " WHERE agent = ? AND id < ? AND status IN (?, ?, ?, ?, ?, ?)"
+          + " ORDER BY id DESC LIMIT ?";
+
+  static final String EVENTS_OF_RUN =
+      "SELECT " + EVENT_COLUMNS + " FROM events WHERE run_id = ? ORDER BY seq";
+
+  /** One statement, so one snapshot: the triggers keep this table in step with {@code runs}. */
+  static final String STATS =
+      "SELECT agent, status, runs, input_tokens, output_tokens, cost_micros FROM agent_stats"
+          + " ORDER BY agent";
+}

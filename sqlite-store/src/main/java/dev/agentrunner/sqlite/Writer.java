@@ -1,0 +1,370 @@
+package dev.agentrunner.sqlite;
+
+import dev.agentrunner.StoreException;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The one thread and connection through which this process writes the database (group commit).
+ *
+ * <p>Callers hand it operations and wait. The thread takes every operation waiting (up to the
+ * batch size) and runs them in one IMMEDIATE transaction, one SAVEPOINT each, then commits once:
+ * one fsync for the whole batch. An operation that fails is rolled back to its savepoint and
+ * fails alone; the others commit. If an operation's failure takes the whole transaction with it
+ * (SQLite rolls back the transaction on some I/O errors) that operation fails, and the others of
+ * the batch run again one per transaction; if the commit fails, all of them run again one per
+ * transaction. So each caller still gets its own result or its own error. A result is
+ * handed out only after its transaction committed.
+ *
+ * <p>There is no waiting to fill a batch: while one batch commits, the next one gathers, so a
+ * lone write commits at once and a crowd of writes shares fsyncs.
+ *
+ * <p>Thread-safety: {@link #submit} may be called from any thread; everything else belongs to
+ * the writer thread.
+ */
+final class Writer implements AutoCloseable {
+
+  /** A unit of work run inside the writer's transaction. */
+  @FunctionalInterface
+  interface Op<T> {
+    T apply(Tx tx) throws SQLException;
+  }
+
+  /** The writer's connection as an operation sees it: statements are prepared once and kept. */
+  static final class Tx {
+    private final Connection connection;
+    private final Map<String, PreparedStatement> statements = new HashMap<>();
+
+    Tx(Connection connection) {
+      this.connection = connection;
+    }
+
+    PreparedStatement prepare(String sql) throws SQLException {
+      PreparedStatement ps = statements.get(sql);
+      if (ps == null) {
+        ps = connection.prepareStatement(sql);
+        statements.put(sql, ps);
+      }
+      return ps;
+    }
+
+    void execute(String sql) throws SQLException {
+      prepare(sql).execute();
+    }
+
+    Connection connection() {
+      return connection;
+    }
+
+    void close() {
+      for (PreparedStatement ps : statements.values()) {
+        try {
+          ps.close();
+        } catch (SQLException ignored) {
+          // closing anyway
+        }
+      }
+      statements.clear();
+    }
+  }
+
+  private static final class Pending<T> {
+    final String what;
+    final Op<T> op;
+    final CompletableFuture<T> done = new CompletableFuture<>();
+    T result;
+
+    Pending(String what, Op<T> op) {
+      this.what = what;
+      this.op = op;
+    }
+
+    void apply(Tx tx) throws SQLException {
+      result = op.apply(tx);
+    }
+
+    void succeed() {
+      done.complete(result);
+    }
+
+    void fail(Throwable t) {
+      done.completeExceptionally(t);
+    }
+  }
+
+  private final Connection connection;
+  private final Tx tx;
+  private final Failures failures;
+  private final int maxBatchSize;
+  private final int busyRetries;
+  private final Thread thread;
+
+  private final ReentrantLock lock = new ReentrantLock();
+  private final Condition workArrived = lock.newCondition();
+  // Guarded by lock.
+  private final ArrayDeque<Pending<?>> queue = new ArrayDeque<>();
+  private boolean closing;
+
+  // Counters for tests and diagnostics.
+  private final AtomicLong commits = new AtomicLong();
+  private final AtomicLong committedOps = new AtomicLong();
+  private final AtomicLong largestBatch = new AtomicLong();
+
+  Writer(Connection connection, Failures failures, int maxBatchSize, int busyRetries) {
+    this.connection = connection;
+    this.tx = new Tx(connection);
+    this.failures = failures;
+    this.maxBatchSize = maxBatchSize;
+    this.busyRetries = busyRetries;
+    this.thread = new Thread(this::loop, "agentrunner-sqlite-writer[" + failures.path() + "]");
+    // A host that forgets close() must still be able to exit.
+    thread.setDaemon(true);
+    thread.start();
+  }
+
+  /**
+   * Runs {@code op} in the writer's next transaction and returns its result once committed.
+   * Waits without reacting to interrupts (the interrupt flag is kept): once handed over, the
+   * operation may commit, so giving up early would report a failure that did not happen.
+   *
+   * @throws StoreException if the operation or its transaction failed; nothing of it committed
+   */
+  <T> T submit(String what, Op<T> op) {
+    Pending<T> pending = new Pending<>(what, op);
+    lock.lock();
+    try {
+      if (closing) {
+        throw failures.closed();
+      }
+      queue.add(pending);
+      workArrived.signal();
+    } finally {
+      lock.unlock();
+    }
+    try {
+      return pending.done.join();
+    } catch (CompletionException e) {
+      throw onCallerThread(e.getCause());
+    }
+  }
+
+  /** Rethrows a failure from the writer thread with the caller's stack trace on top. */
+  private static RuntimeException onCallerThread(Throwable failure) {
+    if (failure instanceof StoreException se) {
+      return new StoreException(se.getMessage(), se.getCause() != null ? se.getCause() : se);
+    }
+    if (failure instanceof RuntimeException re) {
+      return re;
+    }
+    if (failure instanceof Error err) {
+      throw err;
+    }
+    return new StoreException(String.valueOf(failure), failure);
+  }
+
+  /** Stops taking operations, finishes the ones already handed over, and stops the thread. */
+  @Override
+  public void close() {
+    lock.lock();
+    try {
+      closing = true;
+      workArrived.signalAll();
+    } finally {
+      lock.unlock();
+    }
+    boolean interrupted = false;
+    while (thread.isAlive()) {
+      try {
+        thread.join();
+      } catch (InterruptedException e) {
+        interrupted = true;
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+    tx.close();
+  }
+
+  long commits() {
+    return commits.get();
+  }
+
+  long committedOps() {
+    return committedOps.get();
+  }
+
+  long largestBatch() {
+    return largestBatch.get();
+  }
+
+  /** How many operations are waiting for the writer; for tests. */
+  int queued() {
+    lock.lock();
+    try {
+      return queue.size();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  // ---- the writer thread ----
+
+  private void loop() {
+    List<Pending<?>> batch = new ArrayList<>(maxBatchSize);
+    while (takeBatch(batch)) {
+      try {
+        runBatch(batch);
+      } catch (Throwable t) {
+        // Never leave a caller waiting forever, whatever went wrong.
+        for (Pending<?> p : batch) {
+          p.fail(failures.wrap(p.what, t));
+        }
+        rollbackQuietly();
+      }
+      batch.clear();
+    }
+  }
+
+  /** Waits for work; false once closing and drained. */
+  private boolean takeBatch(List<Pending<?>> batch) {
+    lock.lock();
+    try {
+      while (queue.isEmpty()) {
+        if (closing) {
+          return false;
+        }
+        workArrived.awaitUninterruptibly();
+      }
+      while (!queue.isEmpty() && batch.size() < maxBatchSize) {
+        batch.add(queue.poll());
+      }
+      return true;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void runBatch(List<Pending<?>> batch) {
+    try {
+      begin();
+    } catch (SQLException e) {
+      for (Pending<?> p : batch) {
+        p.fail(failures.wrap(p.what, e));
+      }
+      return;
+    }
+    List<Pending<?>> applied = new ArrayList<>(batch.size());
+    for (int i = 0; i < batch.size(); i++) {
+      Pending<?> p = batch.get(i);
+      try {
+        tx.execute("SAVEPOINT op");
+        p.apply(tx);
+        tx.execute("RELEASE op");
+        applied.add(p);
+      } catch (Throwable t) {
+        if (rollbackToSavepoint()) {
+          // Nothing of this operation remains in the transaction: it fails alone, now.
+          p.fail(failures.wrap(p.what, t));
+          continue;
+        }
+        // SQLite dropped the whole transaction (disk full, I/O error, ...): this operation
+        // fails with what it met; what was applied before it is lost with the transaction, so
+        // that and the rest of the batch run again, one per transaction.
+        rollbackQuietly();
+        p.fail(failures.wrap(p.what, t));
+        List<Pending<?>> again = new ArrayList<>(applied);
+        again.addAll(batch.subList(i + 1, batch.size()));
+        runOneByOne(again);
+        return;
+      }
+    }
+    try {
+      tx.execute("COMMIT");
+    } catch (SQLException e) {
+      rollbackQuietly();
+      if (batch.size() == 1 || applied.size() <= 1) {
+        for (Pending<?> p : applied) {
+          p.fail(failures.wrap(p.what, e));
+        }
+      } else {
+        runOneByOne(applied);
+      }
+      return;
+    }
+    commits.incrementAndGet();
+    committedOps.addAndGet(applied.size());
+    largestBatch.accumulateAndGet(applied.size(), Math::max);
+    for (Pending<?> p : applied) {
+      p.succeed();
+    }
+  }
+
+  private void runOneByOne(List<Pending<?>> ops) {
+    for (Pending<?> p : ops) {
+      runBatch(List.of(p));
+    }
+  }
+
+  /**
+   * BEGIN IMMEDIATE takes the database's write lock now (waiting up to the busy timeout), so no
+   * statement inside can fail later for want of it. Another process may hold the lock longer
+   * than the busy timeout; try a few more times with a growing, jittered pause.
+   */
+  private void begin() throws SQLException {
+    for (int attempt = 0; ; attempt++) {
+      try {
+        tx.execute("BEGIN IMMEDIATE");
+        return;
+      } catch (SQLException e) {
+        if (!Failures.isBusy(e) || attempt >= busyRetries) {
+          throw e;
+        }
+        pause(attempt);
+      }
+    }
+  }
+
+  static void pause(int attempt) {
+    long base = 20L << Math.min(attempt, 6);
+    long millis = base + ThreadLocalRandom.current().nextLong(base);
+    try {
+      Thread.sleep(Duration.ofMillis(millis));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private boolean rollbackToSavepoint() {
+    try {
+      tx.execute("ROLLBACK TO op");
+      tx.execute("RELEASE op");
+      return true;
+    } catch (SQLException gone) {
+      return false;
+    }
+  }
+
+  private void rollbackQuietly() {
+    try {
+      if (!connection.isClosed()) {
+        tx.execute("ROLLBACK");
+      }
+    } catch (SQLException ignored) {
+      // no transaction left to roll back
+    }
+  }
+}

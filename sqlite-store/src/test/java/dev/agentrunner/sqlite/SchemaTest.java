@@ -1,0 +1,181 @@
+package dev.agentrunner.sqlite;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.agentrunner.RunRecord;
+import dev.agentrunner.RunRequest;
+import dev.agentrunner.StoreException;
+import dev.agentrunner.spi.NewRun;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Schema creation, migration, connection settings, and the query plans of the hot paths. */
+class SchemaTest {
+  @TempDir Path dir;
+
+  private Path file() {
+    return dir.resolve("schema.db");
+  }
+
+  private static Connection connect(Path file) throws SQLException {
+    return DriverManager.getConnection("jdbc:sqlite:" + file.toUri());
+  }
+
+  private static List<String> column(Connection c, String sql) throws SQLException {
+    List<String> out = new ArrayList<>();
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+      while (rs.next()) {
+        out.add(rs.getString(1));
+      }
+    }
+    return out;
+  }
+
+  @Test
+  void openCreatesTheSchemaAtTheLatestVersionInWalMode() throws Exception {
+    try (SqliteRunStore store = SqliteRunStore.open(file())) {
+      store.insert(NewRun.of(RunRequest.of("a", "x")));
+    }
+    try (Connection c = connect(file())) {
+      assertThat(column(c, "SELECT version FROM schema_version ORDER BY version"))
+          .containsExactly("1");
+      assertThat(column(c, "PRAGMA journal_mode")).containsExactly("wal");
+      assertThat(column(c, "SELECT name FROM sqlite_master WHERE type = 'table'"))
+          .contains("runs", "events", "agent_stats", "schema_version");
+    }
+  }
+
+  @Test
+  void reopeningAppliesNoMigrationTwice() throws Exception {
+    SqliteRunStore.open(file()).close();
+    SqliteRunStore.open(file()).close();
+    try (Connection c = connect(file())) {
+      assertThat(column(c, "SELECT count(*) FROM schema_version")).containsExactly("1");
+    }
+  }
+
+  @Test
+  void aNewerSchemaIsRefusedNamingThePathAndBothVersions() throws Exception {
+    SqliteRunStore.open(file()).close();
+    try (Connection c = connect(file()); Statement s = c.createStatement()) {
+      s.execute("INSERT INTO schema_version (version, description, applied_at)"
+          + " VALUES (99, 'from the future', 0)");
+    }
+    assertThatThrownBy(() -> SqliteRunStore.open(file()))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining(file().toString())
+        .hasMessageContaining("schema version 99")
+        .hasMessageContaining("up to " + Schema.LATEST);
+    // refused without touching it
+    try (Connection c = connect(file())) {
+      assertThat(column(c, "SELECT max(version) FROM schema_version")).containsExactly("99");
+    }
+  }
+
+  @Test
+  void writerConnectionSettings() {
+    try (SqliteRunStore full = SqliteRunStore.open(file())) {
+      assertThat(pragma(full, "synchronous")).isEqualTo("2"); // FULL
+      assertThat(pragma(full, "foreign_keys")).isEqualTo("1");
+      assertThat(pragma(full, "busy_timeout")).isEqualTo("5000");
+      assertThat(pragma(full, "journal_mode")).isEqualTo("wal");
+    }
+    try (SqliteRunStore normal = SqliteRunStore.builder(file())
+        .durability(SqliteRunStore.Durability.NORMAL)
+        .busyTimeout(java.time.Duration.ofMillis(1234))
+        .build()) {
+      assertThat(pragma(normal, "synchronous")).isEqualTo("1"); // NORMAL
+      assertThat(pragma(normal, "busy_timeout")).isEqualTo("1234");
+    }
+  }
+
+  private static String pragma(SqliteRunStore store, String name) {
+    return store.writer().submit("pragma", tx -> {
+      try (Statement s = tx.connection().createStatement();
+          ResultSet rs = s.executeQuery("PRAGMA " + name)) {
+        rs.next();
+        return rs.getString(1);
+      }
+    });
+  }
+
+  @Test
+  void builderRejectsBadOptions() {
+    SqliteRunStore.Builder b = SqliteRunStore.builder(file());
+    assertThatThrownBy(() -> b.readPoolSize(0)).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> b.maxBatchSize(0)).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> b.busyTimeout(java.time.Duration.ofMillis(-1)))
+        .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> SqliteRunStore.builder(null)).isInstanceOf(NullPointerException.class);
+  }
+
+  /** The hot paths must read only live rows, never walk the whole (mostly terminal) history. */
+  @Test
+  void hotPathsUseTheirIndexesNotTableScans() throws Exception {
+    try (SqliteRunStore store = SqliteRunStore.open(file())) {
+      for (int i = 0; i < 50; i++) {
+        RunRecord r = store.insert(NewRun.of(RunRequest.of("a", "x").withSerialKey("k" + i % 5)));
+        if (i % 2 == 0) {
+          store.cancel(r.id());
+        }
+      }
+    }
+    try (Connection c = connect(file()); Statement s = c.createStatement()) {
+      checkPlans(c);
+      s.execute("ANALYZE"); // and as they would be on a database with statistics
+      checkPlans(c);
+    }
+  }
+
+  private static void checkPlans(Connection c) throws SQLException {
+    {
+      String claim = plan(c, Sql.CLAIM_CANDIDATES);
+      assertThat(claim).contains("USING INDEX runs_queue").doesNotContain("SCAN r\n");
+      assertNoFullScan(claim);
+      String update = plan(c, Sql.CLAIM_RUN);
+      assertThat(update).contains("INTEGER PRIMARY KEY");
+      assertNoFullScan(update);
+      assertThat(plan(c, Sql.HEARTBEAT)).contains("runs_running_owner");
+      assertThat(plan(c, Sql.EXPIRED_LEASES)).contains("runs_running_lease");
+      assertThat(plan(c, Sql.PURGE)).contains("runs_finished");
+      assertThat(plan(c, Sql.EVENTS_OF_RUN)).contains("events_run");
+      assertThat(plan(c, Sql.QUERY_AGENT)).contains("runs_agent");
+      assertNoFullScan(plan(c, Sql.RUN_BY_IDEMPOTENCY_KEY));
+    }
+  }
+
+  private static void assertNoFullScan(String plan) {
+    for (String line : plan.split("\n")) {
+      // the list of ids a claim takes is scanned, which is the point; tables never are
+      if (line.startsWith("SCAN ") && !line.startsWith("SCAN json_each")) {
+        assertThat(line).as("plan step").contains("USING");
+      }
+    }
+  }
+
+  private static String plan(Connection c, String sql) throws SQLException {
+    StringBuilder out = new StringBuilder();
+    try (PreparedStatement ps = c.prepareStatement("EXPLAIN QUERY PLAN " + sql)) {
+      int params = ps.getParameterMetaData().getParameterCount();
+      for (int i = 1; i <= params; i++) {
+        ps.setNull(i, java.sql.Types.NULL);
+      }
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          out.append(rs.getString(4)).append('\n');
+        }
+      }
+    }
+    return out.toString();
+  }
+}
