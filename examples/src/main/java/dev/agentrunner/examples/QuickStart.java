@@ -10,6 +10,8 @@ import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
 import dev.agentrunner.RunStats;
 import dev.agentrunner.Usage;
+import dev.agentrunner.sqlite.SqliteRunStore;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -22,16 +24,20 @@ import java.util.concurrent.ThreadLocalRandom;
 /**
  * The quick start: two demo agents that behave like model calls (latency, tokens, cost, the
  * odd failure), a mixed batch of runs submitted from several threads at once, live progress,
- * then a summary read back from the run store.
+ * then a summary read back from the run store: an embedded SQLite file, so running it again shows
+ * the history growing.
  */
 public final class QuickStart {
   private static final int RUNS = 60;
 
   private QuickStart() {}
 
-  /** Runs the demo; takes no arguments. */
+  /** Runs the demo; the optional argument is the database file (default in the current folder). */
   public static void main(String[] args) throws Exception {
-    try (AgentRunner runner = AgentRunner.builder()
+    Path db = Path.of(args.length > 0 ? args[0] : "agentrunner-quickstart.db").toAbsolutePath();
+    try (SqliteRunStore store = SqliteRunStore.open(db);
+        AgentRunner runner = AgentRunner.builder()
+        .store(store)
         .agent(AgentSpec.named("summarize").maxConcurrency(8), ctx -> {
           Thread.sleep(ThreadLocalRandom.current().nextInt(40, 200)); // the model thinks
           long in = ctx.input().length() * 4L;
@@ -49,6 +55,8 @@ public final class QuickStart {
             })
         .build()) {
 
+      long earlier = runner.stats().total().finished();
+      System.out.printf("Opened %s: %d finished runs from earlier sessions.%n", db, earlier);
       System.out.printf("Submitting %d runs to 2 agents from 4 threads...%n", RUNS);
       List<RunHandle> handles = new ArrayList<>();
       try (ExecutorService submitters = Executors.newFixedThreadPool(4)) {
@@ -66,9 +74,10 @@ public final class QuickStart {
       while (true) {
         RunStats stats = runner.stats();
         AgentStats all = stats.total();
+        long done = all.finished() - earlier;
         System.out.printf("  queued %3d  running %2d  done %3d/%d%n",
-            all.queued(), all.running(), all.finished(), RUNS);
-        if (all.finished() == RUNS) {
+            all.queued(), all.running(), done, RUNS);
+        if (done >= RUNS) {
           break;
         }
         Thread.sleep(250);
@@ -78,6 +87,7 @@ public final class QuickStart {
       }
 
       System.out.println();
+      System.out.println("All runs in the store, per agent:");
       System.out.printf("%-10s %9s %6s %9s %13s %10s%n",
           "agent", "succeeded", "failed", "timed out", "tokens in/out", "cost");
       for (AgentStats a : runner.stats().agents().values()) {
@@ -92,7 +102,7 @@ public final class QuickStart {
             r.output() != null ? r.output() : r.error());
       }
       System.out.println();
-      System.out.println("Store: in memory (the history ends with this process).");
+      System.out.println("Store: " + db + " (run again to see the history kept)");
     }
   }
 }
