@@ -112,6 +112,7 @@ public final class Engine implements AgentRunner {
     Engine engine = new Engine(Objects.requireNonNull(config, "config"));
     long beat = Math.max(1, config.leaseDuration().toMillis() / 3);
     engine.timers.scheduleWithFixedDelay(engine::heartbeat, beat, beat, TimeUnit.MILLISECONDS);
+    engine.store.onRemoteWork(engine::wakeDispatcher);
     engine.dispatcher.start();
     return engine;
   }

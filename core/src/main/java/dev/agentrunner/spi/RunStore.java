@@ -132,6 +132,17 @@ public interface RunStore extends AutoCloseable {
   int purge(Instant finishedBefore);
 
   /**
+   * Asks the store to call {@code wakeUp} whenever another process may have made runs
+   * claimable (for example through PostgreSQL's {@code LISTEN/NOTIFY}), so that a runner claims
+   * them without waiting for its next poll. Stores without such a channel keep the default,
+   * which does nothing: runners then find remote work by polling. {@code wakeUp} is cheap and
+   * thread-safe; a store may call it spuriously.
+   */
+  default void onRemoteWork(Runnable wakeUp) {
+    java.util.Objects.requireNonNull(wakeUp, "wakeUp");
+  }
+
+  /**
    * Releases the store's resources. Later calls of other methods fail with a
    * {@link dev.agentrunner.StoreException}; a second {@code close()} does nothing.
    */
