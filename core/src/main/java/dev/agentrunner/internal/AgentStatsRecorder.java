@@ -29,7 +29,8 @@ public final class AgentStatsRecorder {
 
   /**
    * Moves one run from running to {@code status} and adds its usage. A status of QUEUED counts
-   * the run as no longer running (it went back to the queue) without counting it as finished.
+   * the run as no longer running (it went back to the queue, or its outcome was not stored)
+   * without counting it as finished.
    */
   public void finished(RunStatus status, Usage usage) {
     snapshot.updateAndGet(s -> {
@@ -37,6 +38,14 @@ public final class AgentStatsRecorder {
           s.failed(), s.cancelled(), s.timedOut(), s.usage().plus(usage));
       return status == RunStatus.QUEUED ? moved : moved.plus(status, Usage.ZERO);
     });
+  }
+
+  /**
+   * Counts a run that already stopped running (see {@link #finished}) as ended in
+   * {@code status}, once its outcome was finally stored.
+   */
+  public void storedLater(RunStatus status, Usage usage) {
+    snapshot.updateAndGet(s -> s.plus(status, usage));
   }
 
   /** The current counts, one consistent snapshot. */

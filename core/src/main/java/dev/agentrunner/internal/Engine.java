@@ -15,6 +15,7 @@ import dev.agentrunner.RunStats;
 import dev.agentrunner.RunStatus;
 import dev.agentrunner.RunnerClosedException;
 import dev.agentrunner.UnknownAgentException;
+import dev.agentrunner.Usage;
 import dev.agentrunner.spi.ClaimRequest;
 import dev.agentrunner.spi.Finish;
 import dev.agentrunner.spi.Heartbeat;
@@ -356,7 +357,11 @@ public final class Engine implements AgentRunner {
       log.warn("run {}: could not store its {} outcome; will retry", run.id(), finish.status(), e);
       unfinished.add(finish);
     }
-    localStats.get(run.agent()).finished(finish.status(), finish.usage());
+    // Count only outcomes the store took: a fenced-out or not-yet-stored outcome is not a
+    // finished run (a retried finish is counted when it applies).
+    localStats.get(run.agent()).finished(
+        after.isPresent() ? finish.status() : RunStatus.QUEUED,
+        after.isPresent() ? finish.usage() : Usage.ZERO);
     executing.remove(run.id());
     executingPerAgent.get(run.agent()).decrementAndGet();
     executingTotal.decrementAndGet();
@@ -388,6 +393,7 @@ public final class Engine implements AgentRunner {
       }
       try {
         store.finish(finish).ifPresent(r -> {
+          localStats.get(r.agent()).storedLater(finish.status(), finish.usage());
           listeners.finished(r);
           completions.complete(r);
         });
