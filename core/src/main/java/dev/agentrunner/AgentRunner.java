@@ -37,8 +37,12 @@ public interface AgentRunner extends AutoCloseable {
    * store. A request whose idempotency key is already stored returns that run's handle and
    * stores nothing.
    *
+   * <p>With a serial key, the run waits for the key's earlier runs; the key's
+   * {@link SerialKeyPolicy} decides what happens when it is busy.
+   *
    * @throws UnknownAgentException if no agent of that name is registered (the message lists the
    *     known agents)
+   * @throws SerialKeyBusyException if the key is busy and its policy is {@code REJECT}
    * @throws IllegalArgumentException if the input is larger than the runner's maximum
    * @throws RunnerClosedException if the runner is closing or closed; nothing was stored
    * @throws StoreException if the store failed; nothing was stored
@@ -69,6 +73,12 @@ public interface AgentRunner extends AutoCloseable {
    * @return the run as stored after the request, or empty if there is no such run
    */
   Optional<RunRecord> cancel(long runId);
+
+  /**
+   * How many runs of {@code serialKey} (a conversation, say) wait QUEUED in the store, over all
+   * processes sharing it.
+   */
+  long queueDepth(String serialKey);
 
   /** Counts by agent and status over the whole store, in one consistent snapshot. */
   RunStats stats();

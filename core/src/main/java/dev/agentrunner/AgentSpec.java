@@ -11,6 +11,7 @@ import java.util.Optional;
  *
  * <pre>{@code
  * AgentSpec.named("chat").maxConcurrency(4).timeout(Duration.ofMinutes(2))
+ *     .retry(RetryPolicy.exponential(3, Duration.ofSeconds(1)))
  * }</pre>
  *
  * <p>Thread-safety: an immutable value; each {@code with}-style method returns a new spec.
@@ -20,8 +21,9 @@ import java.util.Optional;
  *     ({@link Integer#MAX_VALUE} for no limit beyond the runner's own)
  * @param timeout how long one attempt may run before it is interrupted and ends TIMED_OUT;
  *     null for no timeout
+ * @param retry when failed attempts are tried again
  */
-public record AgentSpec(String name, int maxConcurrency, Duration timeout) {
+public record AgentSpec(String name, int maxConcurrency, Duration timeout, RetryPolicy retry) {
 
   /** @throws IllegalArgumentException if the name is invalid or a limit is not positive */
   public AgentSpec {
@@ -30,21 +32,27 @@ public record AgentSpec(String name, int maxConcurrency, Duration timeout) {
     if (timeout != null) {
       Checks.positive(timeout, "timeout");
     }
+    Objects.requireNonNull(retry, "retry");
   }
 
-  /** A spec with no per-agent concurrency limit and no timeout. */
+  /** A spec with no per-agent concurrency limit, no timeout and no retry. */
   public static AgentSpec named(String name) {
-    return new AgentSpec(name, Integer.MAX_VALUE, null);
+    return new AgentSpec(name, Integer.MAX_VALUE, null, RetryPolicy.none());
   }
 
   /** This spec with at most {@code maxConcurrency} concurrent runs per runner. */
   public AgentSpec maxConcurrency(int maxConcurrency) {
-    return new AgentSpec(name, maxConcurrency, timeout);
+    return new AgentSpec(name, maxConcurrency, timeout, retry);
   }
 
   /** This spec with a timeout per attempt. */
   public AgentSpec timeout(Duration timeout) {
-    return new AgentSpec(name, maxConcurrency, Objects.requireNonNull(timeout, "timeout"));
+    return new AgentSpec(name, maxConcurrency, Objects.requireNonNull(timeout, "timeout"), retry);
+  }
+
+  /** This spec with a retry policy for failed attempts. */
+  public AgentSpec retry(RetryPolicy retry) {
+    return new AgentSpec(name, maxConcurrency, timeout, Objects.requireNonNull(retry, "retry"));
   }
 
   /** The timeout per attempt, if any. */

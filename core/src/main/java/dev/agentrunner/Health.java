@@ -16,6 +16,8 @@ import java.util.Optional;
  * @param store counts over the whole store (every process), or null when it was unreachable
  * @param local per-agent counts of the runs this runner executed since it started (the
  *     {@code queued} count is always zero)
+ * @param serialKeyQueues for each serial key of a run this runner is executing, how many runs
+ *     of that key wait QUEUED in the store
  */
 public record Health(
     boolean accepting,
@@ -23,11 +25,13 @@ public record Health(
     String storeError,
     int executing,
     RunStats store,
-    Map<String, AgentStats> local) {
+    Map<String, AgentStats> local,
+    Map<String, Long> serialKeyQueues) {
 
-  /** @throws NullPointerException if {@code local} is null */
+  /** @throws NullPointerException if {@code local} or {@code serialKeyQueues} is null */
   public Health {
     local = Map.copyOf(Objects.requireNonNull(local, "local"));
+    serialKeyQueues = Map.copyOf(Objects.requireNonNull(serialKeyQueues, "serialKeyQueues"));
   }
 
   /** The store-wide counts, if the store answered. */

@@ -23,11 +23,13 @@ import java.util.Set;
  * <p>Thread-safety: an immutable value.
  *
  * @param agent only runs of this agent; null for every agent
+ * @param serialKey only runs with this serial key; null for any
  * @param statuses only runs in one of these statuses; empty for every status
  * @param limit the page size, 1 to {@value #MAX_LIMIT}
  * @param cursor the cursor from the previous page, or null for the first page
  */
-public record RunQuery(String agent, Set<RunStatus> statuses, int limit, String cursor) {
+public record RunQuery(
+    String agent, String serialKey, Set<RunStatus> statuses, int limit, String cursor) {
 
   /** The default page size. */
   public static final int DEFAULT_LIMIT = 50;
@@ -45,6 +47,9 @@ public record RunQuery(String agent, Set<RunStatus> statuses, int limit, String 
     if (agent != null) {
       Checks.name(agent, "agent");
     }
+    if (serialKey != null) {
+      Checks.name(serialKey, "serialKey");
+    }
     statuses = statuses == null || statuses.isEmpty()
         ? Set.of()
         : Set.copyOf(EnumSet.copyOf(statuses));
@@ -59,12 +64,13 @@ public record RunQuery(String agent, Set<RunStatus> statuses, int limit, String 
 
   /** Every run, {@value #DEFAULT_LIMIT} per page. */
   public static RunQuery all() {
-    return new RunQuery(null, Set.of(), DEFAULT_LIMIT, null);
+    return new RunQuery(null, null, Set.of(), DEFAULT_LIMIT, null);
   }
 
   /** The runs of one agent, {@value #DEFAULT_LIMIT} per page. */
   public static RunQuery agent(String agent) {
-    return new RunQuery(Objects.requireNonNull(agent, "agent"), Set.of(), DEFAULT_LIMIT, null);
+    return new RunQuery(
+        Objects.requireNonNull(agent, "agent"), null, Set.of(), DEFAULT_LIMIT, null);
   }
 
   /** This query restricted to the given statuses. */
@@ -73,22 +79,30 @@ public record RunQuery(String agent, Set<RunStatus> statuses, int limit, String 
     for (RunStatus s : Objects.requireNonNull(more, "more")) {
       set.add(Objects.requireNonNull(s, "status"));
     }
-    return new RunQuery(agent, set, limit, cursor);
+    return new RunQuery(agent, serialKey, set, limit, cursor);
+  }
+
+  /** This query restricted to runs with the given serial key (a conversation, say). */
+  public RunQuery serialKey(String serialKey) {
+    return new RunQuery(
+        agent, Objects.requireNonNull(serialKey, "serialKey"), statuses, limit, cursor);
   }
 
   /** This query with another page size. */
   public RunQuery limit(int limit) {
-    return new RunQuery(agent, statuses, limit, cursor);
+    return new RunQuery(agent, serialKey, statuses, limit, cursor);
   }
 
   /** This query starting after the page whose {@link Page#nextCursor()} is {@code cursor}. */
   public RunQuery after(String cursor) {
-    return new RunQuery(agent, statuses, limit, Objects.requireNonNull(cursor, "cursor"));
+    return new RunQuery(
+        agent, serialKey, statuses, limit, Objects.requireNonNull(cursor, "cursor"));
   }
 
-  /** Whether {@code run} passes this query's agent and status filters (the cursor aside). */
+  /** Whether {@code run} passes this query's filters (the cursor and limit aside). */
   public boolean matches(RunRecord run) {
     return (agent == null || agent.equals(run.agent()))
+        && (serialKey == null || serialKey.equals(run.serialKey()))
         && (statuses.isEmpty() || statuses.contains(run.status()));
   }
 

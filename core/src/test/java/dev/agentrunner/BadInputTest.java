@@ -118,6 +118,29 @@ class BadInputTest {
   }
 
   @Test
+  void badRetryPoliciesAndDelaysAreRefused() {
+    assertThatThrownBy(() -> RetryPolicy.exponential(0, Duration.ofSeconds(1)))
+        .hasMessage("maxAttempts must be positive, was 0");
+    assertThatThrownBy(() -> RetryPolicy.exponential(3, Duration.ofSeconds(-1)))
+        .hasMessage("initialDelay must not be negative, was PT-1S");
+    assertThatThrownBy(() -> RetryPolicy.exponential(3, Duration.ofSeconds(1)).withJitter(1.5))
+        .hasMessage("jitter must be between 0 and 1, was 1.5");
+    assertThatThrownBy(() -> RetryPolicy.exponential(3, Duration.ofSeconds(1)).withMultiplier(0.5))
+        .hasMessage("multiplier must be a finite number >= 1, was 0.5");
+    assertThatThrownBy(() -> RetryPolicy.exponential(3, Duration.ofSeconds(2))
+        .withMaxDelay(Duration.ofSeconds(1)))
+        .hasMessageContaining("maxDelay must be at least the initial delay");
+    assertThatThrownBy(() -> RunRequest.of("a", "x")
+        .withDelay(Duration.ofSeconds(-1), java.time.Clock.systemUTC()))
+        .hasMessage("delay must not be negative, was PT-1S");
+    assertThatNullPointerException()
+        .isThrownBy(() -> RunRequest.of("a", "x").withSerialKey("k", null)).withMessage("policy");
+    assertThatThrownBy(() -> runner.submit(RunRequest.of("nobody", "x")
+        .withSerialKey("k", SerialKeyPolicy.REJECT)))
+        .isInstanceOf(UnknownAgentException.class);
+  }
+
+  @Test
   void aForgedCursorIsRefused() {
     assertThatThrownBy(() -> RunQuery.all().after("not-a-cursor"))
         .isInstanceOf(IllegalArgumentException.class)

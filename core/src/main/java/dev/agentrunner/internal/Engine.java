@@ -14,6 +14,7 @@ import dev.agentrunner.RunRequest;
 import dev.agentrunner.RunStats;
 import dev.agentrunner.RunStatus;
 import dev.agentrunner.RunnerClosedException;
+import dev.agentrunner.SerialKeyPolicy;
 import dev.agentrunner.UnknownAgentException;
 import dev.agentrunner.Usage;
 import dev.agentrunner.spi.ClaimRequest;
@@ -153,6 +154,7 @@ public final class Engine implements AgentRunner {
       throw new IllegalArgumentException("input is " + bytes + " bytes of UTF-8, more than "
           + "maxInputBytes (" + config.maxInputBytes() + ")");
     }
+    int maxAttempts = config.agents().get(request.agent()).spec().retry().maxAttempts();
     RunRecord stored;
     ReentrantReadWriteLock.ReadLock gate = submitGate.readLock();
     gate.lock();
@@ -161,7 +163,11 @@ public final class Engine implements AgentRunner {
         throw new RunnerClosedException(
             "runner " + config.workerId() + " is closed; the run was not stored");
       }
-      stored = store.insert(NewRun.of(request));
+      if (request.serialKey() != null
+          && request.serialKeyPolicy() == SerialKeyPolicy.INTERRUPT) {
+        cancelActiveRuns(request.serialKey());
+      }
+      stored = store.insert(new NewRun(request, maxAttempts));
     } finally {
       gate.unlock();
     }
@@ -200,6 +206,29 @@ public final class Engine implements AgentRunner {
     return after;
   }
 
+  /**
+   * Cancels every QUEUED or RUNNING run of {@code serialKey}. A run that starts meanwhile is
+   * still ordered before the new run by the store's FIFO rule, so nothing overtakes it.
+   */
+  private void cancelActiveRuns(String serialKey) {
+    RunQuery active = RunQuery.all().serialKey(serialKey)
+        .status(RunStatus.QUEUED, RunStatus.RUNNING).limit(RunQuery.MAX_LIMIT);
+    Page<RunRecord> page;
+    do {
+      page = store.query(active);
+      for (RunRecord run : page.items()) {
+        cancel(run.id());
+      }
+      active = page.nextCursor().map(active::after).orElse(active);
+    } while (page.hasNext());
+  }
+
+  @Override
+  public long queueDepth(String serialKey) {
+    Objects.requireNonNull(serialKey, "serialKey");
+    return store.count(RunQuery.all().serialKey(serialKey).status(RunStatus.QUEUED));
+  }
+
   @Override
   public RunStats stats() {
     return store.stats();
@@ -216,7 +245,21 @@ public final class Engine implements AgentRunner {
     }
     Map<String, AgentStats> local = new TreeMap<>();
     localStats.forEach((agent, recorder) -> local.put(agent, recorder.snapshot()));
-    return new Health(state == State.OPEN, stats != null, error, executing.size(), stats, local);
+    Map<String, Long> keyQueues = new TreeMap<>();
+    if (stats != null) {
+      try {
+        for (Execution e : executing.values()) {
+          String key = e.run().serialKey();
+          if (key != null && !keyQueues.containsKey(key)) {
+            keyQueues.put(key, queueDepth(key));
+          }
+        }
+      } catch (RuntimeException e) {
+        error = e.getMessage() == null ? e.getClass().getName() : e.getMessage();
+      }
+    }
+    return new Health(state == State.OPEN, error == null, error, executing.size(), stats, local,
+        keyQueues);
   }
 
   @Override
@@ -366,6 +409,11 @@ public final class Engine implements AgentRunner {
     executingPerAgent.get(run.agent()).decrementAndGet();
     executingTotal.decrementAndGet();
     wakeDispatcher();
+    if (finish.status() == RunStatus.QUEUED && after.isPresent()) {
+      // A retry is due at retryAt; wake then rather than up to a poll interval later.
+      long delay = Duration.between(config.clock().instant(), finish.retryAt()).toNanos();
+      timers.schedule(this::wakeDispatcher, Math.max(0, delay), TimeUnit.NANOSECONDS);
+    }
     signalIfDrained();
     after.ifPresent(r -> {
       listeners.finished(r);

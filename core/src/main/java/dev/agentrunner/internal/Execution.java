@@ -11,6 +11,7 @@ import java.time.Instant;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
@@ -75,12 +76,12 @@ final class Execution implements AgentContext {
     try {
       AgentResult result = registration.agent().execute(this);
       if (result == null) {
-        end(RunStatus.FAILED, null, "agent returned null instead of an AgentResult", Usage.ZERO);
+        end(null, null, "agent returned null instead of an AgentResult", Usage.ZERO, "");
       } else {
-        end(RunStatus.SUCCEEDED, result.output(), null, result.usage());
+        end(null, result.output(), null, result.usage(), "");
       }
     } catch (Throwable t) { // an agent's Error ends its run too, rather than leaving it RUNNING
-      end(RunStatus.FAILED, null, describe(t), Usage.ZERO);
+      end(t, null, describe(t), Usage.ZERO, "");
     } finally {
       MDC.remove(MDC_RUN_ID);
       MDC.remove(MDC_AGENT);
@@ -104,20 +105,21 @@ final class Execution implements AgentContext {
       if (!ended.get()) {
         log.warn("run {} of agent {} ignored the interrupt for {}; abandoning it, its late "
             + "result will be discarded", run.id(), run.agent(), grace);
-        end(status, null, null, Usage.ZERO, "; the agent ignored the interrupt and was abandoned"
+        end(null, null, null, Usage.ZERO, "; the agent ignored the interrupt and was abandoned"
             + " after " + grace);
       }
     }, grace.toNanos(), TimeUnit.NANOSECONDS);
   }
 
-  /** Ends the attempt once; a later call (a late result) changes nothing. */
-  private void end(RunStatus status, String output, String error, Usage usage) {
-    end(status, output, error, usage, "");
-  }
-
-  private void end(RunStatus status, String output, String error, Usage usage, String note) {
+  /**
+   * Ends the attempt once; a later call (a late result) changes nothing. The outcome is, in
+   * order: the runner's stop (timeout or cancel), the agent's failure ({@code error} set), or
+   * success with {@code output}. A timeout or failure the retry policy accepts queues the run
+   * again after its backoff instead of ending it.
+   */
+  private void end(Throwable failure, String output, String error, Usage usage, String note) {
     if (!ended.compareAndSet(false, true)) {
-      log.debug("run {} already ended; discarding the late {} outcome", run.id(), status);
+      log.debug("run {} already ended; discarding a late outcome", run.id());
       return;
     }
     ScheduledFuture<?> timeout = timeoutTask;
@@ -126,13 +128,40 @@ final class Execution implements AgentContext {
     }
     Usage total = reported.get().plus(usage);
     Stop stopped = stop.get();
-    Finish finish = stopped != null
-        ? Finish.unsuccessful(run.id(), run.attempt(), run.owner(), stopped.status(),
-            stopped.reason() + note, total)
-        : status == RunStatus.SUCCEEDED
-            ? Finish.succeeded(run.id(), run.attempt(), run.owner(), output, total)
-            : Finish.unsuccessful(run.id(), run.attempt(), run.owner(), status, error, total);
+    String owner = run.owner();
+    Finish finish;
+    if (stopped != null) {
+      String reason = stopped.reason() + note;
+      finish = stopped.status() == RunStatus.TIMED_OUT && retries(null)
+          ? retry(reason, total)
+          : Finish.unsuccessful(run.id(), run.attempt(), owner, stopped.status(), reason, total);
+    } else if (error == null) {
+      finish = Finish.succeeded(run.id(), run.attempt(), owner, output, total);
+    } else {
+      finish = failure != null && retries(failure)
+          ? retry(error, total)
+          : Finish.unsuccessful(run.id(), run.attempt(), owner, RunStatus.FAILED, error, total);
+    }
     engine.ended(this, finish);
+  }
+
+  /** Whether the policy retries this failure (null: a timeout); a throwing predicate says no. */
+  private boolean retries(Throwable failure) {
+    try {
+      return registration.spec().retry().shouldRetry(run.attempt(), run.maxAttempts(), failure);
+    } catch (RuntimeException e) {
+      log.warn("run {}: the retry policy's predicate threw; not retrying", run.id(), e);
+      return false;
+    }
+  }
+
+  private Finish retry(String error, Usage usage) {
+    Duration backoff = registration.spec().retry()
+        .delayAfter(run.attempt(), ThreadLocalRandom.current());
+    return Finish.retry(run.id(), run.attempt(), run.owner(),
+        error + " (attempt " + run.attempt() + " of " + run.maxAttempts() + "; retrying after "
+            + backoff + ")",
+        usage, engine.clock().instant().plus(backoff));
   }
 
   private static String describe(Throwable t) {

@@ -7,6 +7,8 @@ import dev.agentrunner.RunQuery;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunStats;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.SerialKeyBusyException;
+import dev.agentrunner.SerialKeyPolicy;
 import dev.agentrunner.StoreException;
 import dev.agentrunner.Usage;
 import dev.agentrunner.spi.ClaimRequest;
@@ -86,6 +88,13 @@ public final class InMemoryRunStore implements RunStore {
       if (key != null && idempotencyKeys.containsKey(key)) {
         return runs.get(idempotencyKeys.get(key));
       }
+      String serialKey = run.request().serialKey();
+      if (serialKey != null && run.request().serialKeyPolicy() == SerialKeyPolicy.REJECT) {
+        Long active = oldestActive(serialKey);
+        if (active != null) {
+          throw new SerialKeyBusyException(serialKey, active);
+        }
+      }
       Instant now = clock.instant();
       Instant notBefore = run.notBefore() == null ? now : run.notBefore();
       RunRecord record = new RunRecord(nextRunId, run.agent(), RunStatus.QUEUED, run.input(),
@@ -142,6 +151,17 @@ public final class InMemoryRunStore implements RunStore {
       commitEvents(newEvents);
       return List.copyOf(after);
     });
+  }
+
+  /** The oldest QUEUED or RUNNING run of {@code key}, or null. */
+  private Long oldestActive(String key) {
+    Long running = runningBySerialKey.get(key);
+    TreeSet<Long> waiting = queuedBySerialKey.get(key);
+    Long queuedFirst = waiting == null ? null : waiting.first();
+    if (running == null) {
+      return queuedFirst;
+    }
+    return queuedFirst == null ? running : Math.min(running, queuedFirst);
   }
 
   private boolean serialKeyAllows(RunRecord run, Set<String> keysTakenNow) {
@@ -341,6 +361,12 @@ public final class InMemoryRunStore implements RunStore {
           : Optional.empty();
       return new Page<>(items, next);
     });
+  }
+
+  @Override
+  public long count(RunQuery query) {
+    Objects.requireNonNull(query, "query");
+    return locked(() -> runs.values().stream().filter(query::matches).count());
   }
 
   @Override

@@ -39,7 +39,10 @@ public interface RunStore extends AutoCloseable {
   /**
    * Stores a new QUEUED run and returns it as stored, with the id the insert produced and a
    * {@code queued} event. If the request has an idempotency key that is already stored, nothing
-   * is written and the stored run is returned.
+   * is written and the stored run is returned. If the request has a serial key with the policy
+   * {@link dev.agentrunner.SerialKeyPolicy#REJECT} and a run of that key is QUEUED or RUNNING,
+   * nothing is written and a {@link dev.agentrunner.SerialKeyBusyException} names the oldest
+   * such run; the check and the insert are one atomic step.
    */
   RunRecord insert(NewRun run);
 
@@ -117,6 +120,25 @@ public interface RunStore extends AutoCloseable {
    * page's last id, present when more matching runs may follow.
    */
   Page<RunRecord> query(RunQuery query);
+
+  /**
+   * How many runs match the query's filters (its cursor and limit are ignored), counted in one
+   * consistent snapshot. The default pages through {@link #query}; stores override it with a
+   * real count.
+   */
+  default long count(RunQuery query) {
+    RunQuery page = query.limit(RunQuery.MAX_LIMIT);
+    page = new RunQuery(page.agent(), page.serialKey(), page.statuses(), page.limit(), null);
+    long n = 0;
+    while (true) {
+      Page<RunRecord> result = query(page);
+      n += result.items().size();
+      if (result.nextCursor().isEmpty()) {
+        return n;
+      }
+      page = page.after(result.nextCursor().get());
+    }
+  }
 
   /** A run's events in the order they were written; empty if the run does not exist. */
   List<RunEvent> events(long runId);

@@ -1,5 +1,6 @@
 package dev.agentrunner.sqlite;
 
+import dev.agentrunner.RunRejectedException;
 import dev.agentrunner.StoreException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -63,9 +64,12 @@ final class Failures {
   }
 
   /** A failure of {@code what} (e.g. "insert"), or the exception itself if it already is one. */
-  StoreException wrap(String what, Throwable t) {
+  RuntimeException wrap(String what, Throwable t) {
     if (t instanceof StoreException se) {
       return se;
+    }
+    if (t instanceof RunRejectedException rejected) {
+      return rejected; // the caller's own answer, not a store failure
     }
     if (t instanceof SQLException e) {
       return new StoreException(

@@ -37,6 +37,11 @@ final class Sql {
           + " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
           + " RETURNING " + RUN_COLUMNS;
 
+  /** The oldest QUEUED or RUNNING run of a serial key: the one a REJECT names. */
+  static final String OLDEST_ACTIVE_OF_SERIAL_KEY =
+      "SELECT id FROM runs WHERE serial_key = ? AND status IN ('QUEUED', 'RUNNING')"
+          + " ORDER BY id LIMIT 1";
+
   static final String RUN_BY_IDEMPOTENCY_KEY =
       "SELECT " + RUN_COLUMNS + " FROM runs WHERE idempotency_key = ?";
 
@@ -151,6 +156,19 @@ final class Sql {
       "SELECT " + RUN_COLUMNS + " FROM runs"
           + " WHERE agent = ? AND id < ? AND status IN (?, ?, ?, ?, ?, ?)"
           + " ORDER BY id DESC LIMIT ?";
+
+  /** Runs of one serial key (a conversation): few, so the agent filter may be optional. */
+  static final String QUERY_SERIAL_KEY =
+      "SELECT " + RUN_COLUMNS + " FROM runs"
+          + " WHERE serial_key = ? AND (? IS NULL OR agent = ?) AND id < ?"
+          + " AND status IN (?, ?, ?, ?, ?, ?)"
+          + " ORDER BY id DESC LIMIT ?";
+
+  /** The count behind {@code count(RunQuery)}: every filter optional, one snapshot. */
+  static final String COUNT_RUNS =
+      "SELECT COUNT(*) FROM runs"
+          + " WHERE (? IS NULL OR serial_key = ?) AND (? IS NULL OR agent = ?)"
+          + " AND status IN (?, ?, ?, ?, ?, ?)";
 
   static final String EVENTS_OF_RUN =
       "SELECT " + EVENT_COLUMNS + " FROM events WHERE run_id = ? ORDER BY seq";

@@ -231,19 +231,19 @@ public final class SqliteRunStore implements RunStore {
     Objects.requireNonNull(query, "query");
     ensureOpen();
     return reads.read("query", c -> {
-      try (PreparedStatement ps =
-          c.prepareStatement(query.agent() == null ? Sql.QUERY_ALL : Sql.QUERY_AGENT)) {
+      String sql = query.serialKey() != null ? Sql.QUERY_SERIAL_KEY
+          : query.agent() == null ? Sql.QUERY_ALL : Sql.QUERY_AGENT;
+      try (PreparedStatement ps = c.prepareStatement(sql)) {
         int i = 1;
-        if (query.agent() != null) {
+        if (query.serialKey() != null) {
+          ps.setString(i++, query.serialKey());
+          Rows.setNullableString(ps, i++, query.agent());
+          Rows.setNullableString(ps, i++, query.agent());
+        } else if (query.agent() != null) {
           ps.setString(i++, query.agent());
         }
         ps.setLong(i++, query.beforeId().orElse(Long.MAX_VALUE));
-        Iterator<RunStatus> statuses =
-            (query.statuses().isEmpty() ? List.of(RunStatus.values()) : query.statuses())
-                .iterator();
-        for (int slot = 0; slot < RunStatus.values().length; slot++) {
-          Rows.setNullableString(ps, i++, statuses.hasNext() ? statuses.next().name() : null);
-        }
+        i = bindStatuses(ps, i, query);
         // one more than a page tells whether another page follows
         ps.setInt(i, query.limit() + 1);
         List<RunRecord> rows = Rows.runs(ps);
@@ -255,6 +255,37 @@ public final class SqliteRunStore implements RunStore {
             Optional.of(RunQuery.cursorAfter(items.get(items.size() - 1).id())));
       }
     });
+  }
+
+  @Override
+  public long count(RunQuery query) {
+    Objects.requireNonNull(query, "query");
+    ensureOpen();
+    return reads.read("count", c -> {
+      try (PreparedStatement ps = c.prepareStatement(Sql.COUNT_RUNS)) {
+        Rows.setNullableString(ps, 1, query.serialKey());
+        Rows.setNullableString(ps, 2, query.serialKey());
+        Rows.setNullableString(ps, 3, query.agent());
+        Rows.setNullableString(ps, 4, query.agent());
+        bindStatuses(ps, 5, query);
+        try (ResultSet rs = ps.executeQuery()) {
+          rs.next();
+          return rs.getLong(1);
+        }
+      }
+    });
+  }
+
+  /** Fills the six status slots from parameter {@code first}; returns the next parameter. */
+  private static int bindStatuses(PreparedStatement ps, int first, RunQuery query)
+      throws SQLException {
+    Iterator<RunStatus> statuses =
+        (query.statuses().isEmpty() ? List.of(RunStatus.values()) : query.statuses()).iterator();
+    int i = first;
+    for (int slot = 0; slot < RunStatus.values().length; slot++) {
+      Rows.setNullableString(ps, i++, statuses.hasNext() ? statuses.next().name() : null);
+    }
+    return i;
   }
 
   @Override

@@ -3,6 +3,8 @@ package dev.agentrunner.sqlite;
 import dev.agentrunner.RunEvent;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.SerialKeyBusyException;
+import dev.agentrunner.SerialKeyPolicy;
 import dev.agentrunner.StoreException;
 import dev.agentrunner.spi.ClaimRequest;
 import dev.agentrunner.spi.Finish;
@@ -47,6 +49,18 @@ final class Writes {
     Instant now = clock.instant();
     Instant notBefore = run.notBefore() == null ? now : run.notBefore();
     String key = run.request().idempotencyKey();
+    String serialKey = run.request().serialKey();
+    if (serialKey != null && run.request().serialKeyPolicy() == SerialKeyPolicy.REJECT) {
+      // Inside the IMMEDIATE transaction: no other process can add or start a run of the key
+      // between this check and the insert.
+      PreparedStatement active = tx.prepare(Sql.OLDEST_ACTIVE_OF_SERIAL_KEY);
+      active.setString(1, serialKey);
+      try (ResultSet rs = active.executeQuery()) {
+        if (rs.next()) {
+          throw new SerialKeyBusyException(serialKey, rs.getLong(1));
+        }
+      }
+    }
     PreparedStatement ps = tx.prepare(Sql.INSERT_RUN);
     ps.setString(1, run.agent());
     ps.setString(2, run.input());

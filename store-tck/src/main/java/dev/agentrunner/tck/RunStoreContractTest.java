@@ -11,6 +11,8 @@ import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
 import dev.agentrunner.RunStats;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.SerialKeyPolicy;
+import dev.agentrunner.SerialKeyBusyException;
 import dev.agentrunner.StoreException;
 import dev.agentrunner.Usage;
 import dev.agentrunner.spi.ClaimRequest;
@@ -1003,6 +1005,86 @@ public abstract class RunStoreContractTest {
     assertThat(problems).as("problems").isEmpty();
     assertThat(claimOrder).as("claim order by key").isEqualTo(idsByKey);
     assertThat(store.stats().total().succeeded()).isEqualTo(total);
+  }
+
+  @Test
+  @DisplayName("I6: REJECT refuses a run whose key is QUEUED or RUNNING, naming the oldest such run")
+  void rejectPolicyRefusesABusyKeyAndStoresNothing() throws Exception {
+    RunRecord first = insert(RunRequest.of(ALPHA, nextInput()).withSerialKey("conv"));
+    RunRecord second = insert(RunRequest.of(ALPHA, nextInput()).withSerialKey("conv"));
+    RunRequest rejected =
+        RunRequest.of(ALPHA, nextInput()).withSerialKey("conv", SerialKeyPolicy.REJECT);
+    Snapshot before = snapshot();
+    assertThatThrownBy(() -> store.insert(NewRun.of(rejected)))
+        .isInstanceOfSatisfying(SerialKeyBusyException.class, e -> {
+          assertThat(e.serialKey()).isEqualTo("conv");
+          assertThat(e.activeRunId()).isEqualTo(first.id());
+        });
+    assertThat(snapshot()).isEqualTo(before);
+
+    RunRecord running = claimOne("w");
+    assertThat(running.id()).isEqualTo(first.id());
+    assertThatThrownBy(() -> store.insert(NewRun.of(rejected)))
+        .isInstanceOfSatisfying(SerialKeyBusyException.class,
+            e -> assertThat(e.activeRunId()).isEqualTo(first.id()));
+    store.finish(success(running, "ok")).orElseThrow();
+    assertThatThrownBy(() -> store.insert(NewRun.of(rejected)))
+        .isInstanceOfSatisfying(SerialKeyBusyException.class,
+            e -> assertThat(e.activeRunId()).isEqualTo(second.id()));
+    assertThat(store.cancel(second.id()).orElseThrow().status()).isEqualTo(RunStatus.CANCELLED);
+
+    RunRecord accepted = store.insert(NewRun.of(rejected));
+    assertThat(accepted.status()).isEqualTo(RunStatus.QUEUED);
+    assertThat(accepted.serialKey()).isEqualTo("conv");
+    assertThat(insert(RunRequest.of(ALPHA, nextInput()).withSerialKey("other",
+        SerialKeyPolicy.REJECT)).status()).as("other keys are not blocked")
+        .isEqualTo(RunStatus.QUEUED);
+  }
+
+  @Test
+  @Timeout(value = CONCURRENT_TIMEOUT_SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+  @DisplayName("I6: 8 threads racing REJECT inserts on an idle key store exactly one run")
+  void racingRejectInsertsStoreExactlyOneRun() throws Exception {
+    for (int round = 0; round < 20; round++) {
+      String key = "race-" + round;
+      List<Long> outcomes = inParallel(8, t -> {
+        try {
+          return store.insert(NewRun.of(RunRequest.of(ALPHA, "t" + t)
+              .withSerialKey(key, SerialKeyPolicy.REJECT))).id();
+        } catch (SerialKeyBusyException e) {
+          return -e.activeRunId();
+        }
+      });
+      List<Long> stored = outcomes.stream().filter(id -> id > 0).toList();
+      assertThat(stored).as("runs stored for %s", key).hasSize(1);
+      assertThat(outcomes.stream().filter(id -> id < 0).map(id -> -id))
+          .as("every refusal names the stored run").containsOnly(stored.get(0));
+      assertThat(store.count(RunQuery.all().serialKey(key))).isEqualTo(1);
+    }
+  }
+
+  @Test
+  @DisplayName("query and count filter by serial key; count ignores cursor and limit")
+  void queryAndCountFilterBySerialKey() {
+    for (int i = 0; i < 5; i++) {
+      insert(RunRequest.of(i % 2 == 0 ? ALPHA : BETA, nextInput()).withSerialKey("conv"));
+      insert(RunRequest.of(ALPHA, nextInput()).withSerialKey("elsewhere"));
+      insert(ALPHA);
+    }
+    claimOne("w"); // the oldest run of some key becomes RUNNING
+    RunQuery conv = RunQuery.all().serialKey("conv");
+    List<RunRecord> all = scan(conv.limit(2));
+    assertThat(all).hasSize(5).allSatisfy(r -> assertThat(r.serialKey()).isEqualTo("conv"));
+    assertThat(idsOf(all)).isSortedAccordingTo(Comparator.reverseOrder());
+    assertThat(store.count(conv)).isEqualTo(5);
+    assertThat(store.count(conv.limit(1))).isEqualTo(5);
+    assertThat(store.count(RunQuery.agent(BETA).serialKey("conv"))).isEqualTo(2);
+    assertThat(store.count(conv.status(RunStatus.QUEUED)))
+        .isEqualTo(all.stream().filter(r -> r.status() == RunStatus.QUEUED).count());
+    assertThat(store.count(RunQuery.all())).isEqualTo(15);
+    assertThat(store.count(RunQuery.all().status(RunStatus.RUNNING))).isEqualTo(1);
+    assertThat(scan(RunQuery.agent(ALPHA).serialKey("conv")))
+        .extracting(RunRecord::agent).containsOnly(ALPHA).hasSize(3);
   }
 
   // ---------------------------------------------------------------- leases (I8)
