@@ -248,19 +248,19 @@ class RunControlTest {
   void aCancelIssuedThroughOneRunnerStopsTheRunExecutingOnAnother() {
     CountDownLatch started = new CountDownLatch(1);
     try (AgentRunner executor = AgentRunner.builder().store(store).workerId("executor")
-            .leaseDuration(Duration.ofMillis(150))
-            .agent("long", ctx -> {
-              started.countDown();
-              Thread.sleep(600_000);
-              return AgentResult.of("never");
-            })
-            .build();
-        AgentRunner other = AgentRunner.builder().store(store).workerId("other")
-            .maxConcurrency(1)
-            .agent(AgentSpec.named("long").maxConcurrency(1), ctx -> AgentResult.of("unused"))
-            .build()) {
+        .leaseDuration(Duration.ofMillis(150))
+        .agent("long", ctx -> {
+          started.countDown();
+          Thread.sleep(600_000);
+          return AgentResult.of("never");
+        })
+        .build()) {
       RunHandle handle = executor.submit(RunRequest.of("long", "x"));
       awaitLatch(started);
+      // Started only now, so it cannot have claimed the run itself.
+      AgentRunner other = AgentRunner.builder().store(store).workerId("other")
+          .agent("long", ctx -> AgentResult.of("unused"))
+          .build();
       RunRecord requested = other.cancel(handle.id()).orElseThrow();
       assertThat(requested.cancelRequested()).isTrue();
       assertThat(requested.owner()).isEqualTo("executor");
@@ -268,6 +268,7 @@ class RunControlTest {
       // the executor at its next heartbeat (every 50 ms here).
       RunRecord done = other.handle(handle.id()).await(WAIT);
       assertThat(done.status()).isEqualTo(RunStatus.CANCELLED);
+      other.close();
     }
   }
 }

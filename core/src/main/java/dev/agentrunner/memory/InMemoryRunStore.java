@@ -210,13 +210,19 @@ public final class InMemoryRunStore implements RunStore {
       }
       Instant now = clock.instant();
       Usage usage = run.usage().plus(finish.usage());
-      RunRecord done = finish.status() == RunStatus.QUEUED
+      boolean retry = finish.status() == RunStatus.QUEUED && !run.cancelRequested();
+      // A retry of a run with a pending cancel ends it CANCELLED instead.
+      RunStatus status = finish.status() == RunStatus.QUEUED && !retry
+          ? RunStatus.CANCELLED : finish.status();
+      String error = status == finish.status() ? finish.error()
+          : "cancelled; the failed attempt was not retried: " + finish.error();
+      RunRecord done = retry
           ? with(run, RunStatus.QUEUED, run.attempt(), null, null, null, null, null,
-              finish.error(), usage, finish.retryAt())
-          : with(run, finish.status(), run.attempt(), run.owner(), null, run.startedAt(), now,
-              finish.output(), finish.error(), usage, run.notBefore());
-      String type = finish.status() == RunStatus.QUEUED ? "requeued" : eventType(done.status());
-      RunEvent event = event(done, type, finish.error() == null ? "" : finish.error());
+              error, usage, finish.retryAt())
+          : with(run, status, run.attempt(), run.owner(), null, run.startedAt(), now,
+              finish.output(), error, usage, run.notBefore());
+      String type = retry ? "requeued" : eventType(done.status());
+      RunEvent event = event(done, type, error == null ? "" : error);
       beforeEventWrite.accept(event);
       apply(run, done);
       commitEvents(List.of(event));
@@ -238,10 +244,15 @@ public final class InMemoryRunStore implements RunStore {
         RunRecord run = runs.get(c.id());
         if (run != null && run.status() == RunStatus.RUNNING && run.attempt() == c.attempt()
             && owner.equals(run.owner()) && seen.add(run.id())) {
-          RunRecord back = with(run, RunStatus.QUEUED, run.attempt() - 1, null, null, null, null,
-              run.output(), run.error(), run.usage(), run.notBefore());
+          // A claim with a pending cancel ends CANCELLED rather than going back to the queue.
+          RunRecord back = run.cancelRequested()
+              ? with(run, RunStatus.CANCELLED, run.attempt(), owner, null, run.startedAt(),
+                  clock.instant(), null, "cancelled before it started", run.usage(),
+                  run.notBefore())
+              : with(run, RunStatus.QUEUED, run.attempt() - 1, null, null, null, null,
+                  run.output(), run.error(), run.usage(), run.notBefore());
           changes.add(new RunRecord[] {run, back});
-          newEvents.add(event(back, "released", owner));
+          newEvents.add(event(back, run.cancelRequested() ? "cancelled" : "released", owner));
         }
       }
       newEvents.forEach(beforeEventWrite);
@@ -300,14 +311,15 @@ public final class InMemoryRunStore implements RunStore {
         }
         String why = "worker " + run.owner() + " was lost (lease expired at " + run.leaseUntil()
             + ") during attempt " + run.attempt() + " of " + run.maxAttempts();
-        RunRecord after = run.attempt() >= run.maxAttempts()
-            ? with(run, RunStatus.FAILED, run.attempt(), run.owner(), null, run.startedAt(), now,
+        RunStatus end = run.cancelRequested() ? RunStatus.CANCELLED
+            : run.attempt() >= run.maxAttempts() ? RunStatus.FAILED : null;
+        RunRecord after = end != null
+            ? with(run, end, run.attempt(), run.owner(), null, run.startedAt(), now,
                 null, why, run.usage(), run.notBefore())
             : with(run, RunStatus.QUEUED, run.attempt(), null, null, null, null, null, why,
                 run.usage(), now);
         changes.add(new RunRecord[] {run, after});
-        newEvents.add(event(after, after.status() == RunStatus.FAILED ? "failed" : "recovered",
-            why));
+        newEvents.add(event(after, end != null ? eventType(end) : "recovered", why));
       }
       newEvents.forEach(beforeEventWrite);
       changes.forEach(c -> apply(c[0], c[1]));

@@ -69,7 +69,8 @@ public interface RunStore extends AutoCloseable {
    * Ends an attempt, fenced by {@link Finish#attempt()} and {@link Finish#owner()}: applied only
    * while the run is RUNNING under that attempt and owner, writing the status change, the
    * output or error, the usage, {@code finishedAt} (for a terminal status) and the matching
-   * event. A retry (status QUEUED) clears the owner and lease and sets {@code notBefore}.
+   * event. A retry (status QUEUED) clears the owner and lease and sets {@code notBefore}; a
+   * retry of a run with a pending cancel request ends it CANCELLED instead.
    *
    * @return the run as stored after the change, or empty if the fence did not match (the run
    *     was finished, recovered or cancelled meanwhile); then nothing changed
@@ -79,7 +80,7 @@ public interface RunStore extends AutoCloseable {
   /**
    * Gives claimed runs that never started back to the queue: each run still RUNNING under
    * {@code owner} with the given attempt returns to QUEUED with its attempt decreased by one
-   * and a {@code released} event.
+   * and a {@code released} event; a run with a pending cancel request ends CANCELLED instead.
    *
    * @return how many runs were released
    */
@@ -97,7 +98,8 @@ public interface RunStore extends AutoCloseable {
   /**
    * Returns every RUNNING run whose lease has expired (its worker is presumed dead) to QUEUED,
    * with a {@code recovered} event, or ends it FAILED (with a {@code failed} event) with an error
-   * saying the worker was lost when it has used all its attempts.
+   * saying the worker was lost when it has used all its attempts, or CANCELLED (with a
+   * {@code cancelled} event) when a cancel was requested.
    *
    * @return the recovered runs as stored afterwards
    */

@@ -93,12 +93,15 @@ final class Sql {
           + " input_tokens = input_tokens + ?, output_tokens = output_tokens + ?,"
           + " cost_micros = cost_micros + ?"
           + " WHERE id = ? AND status = 'RUNNING' AND attempt = ? AND owner = ?"
+          + " AND cancel_requested = 0"
           + " RETURNING " + RUN_COLUMNS;
 
+  /** Back to the queue, unless a cancel was requested: that run ends CANCELLED instead. */
   static final String RELEASE =
       "UPDATE runs SET status = 'QUEUED', attempt = attempt - 1, owner = NULL,"
           + " lease_until = NULL, started_at = NULL, cancel_requested = 0"
           + " WHERE id = ? AND status = 'RUNNING' AND attempt = ? AND owner = ?"
+          + " AND cancel_requested = 0"
           + " RETURNING " + RUN_COLUMNS;
 
   static final String CANCEL_QUEUED =
@@ -124,8 +127,9 @@ final class Sql {
           + " WHERE id = ? AND status = 'RUNNING' AND attempt = ?"
           + " RETURNING " + RUN_COLUMNS;
 
-  static final String RECOVER_TO_FAILED =
-      "UPDATE runs SET status = 'FAILED', output = NULL, error = ?, finished_at = ?,"
+  /** The end of a run whose worker was lost: FAILED, or CANCELLED when a cancel was pending. */
+  static final String RECOVER_TO_TERMINAL =
+      "UPDATE runs SET status = ?, output = NULL, error = ?, finished_at = ?,"
           + " lease_until = NULL, cancel_requested = 0"
           + " WHERE id = ? AND status = 'RUNNING' AND attempt = ?"
           + " RETURNING " + RUN_COLUMNS;

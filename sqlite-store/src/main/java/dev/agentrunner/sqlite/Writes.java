@@ -6,6 +6,7 @@ import dev.agentrunner.RunStatus;
 import dev.agentrunner.SerialKeyBusyException;
 import dev.agentrunner.SerialKeyPolicy;
 import dev.agentrunner.StoreException;
+import dev.agentrunner.Usage;
 import dev.agentrunner.spi.ClaimRequest;
 import dev.agentrunner.spi.Finish;
 import dev.agentrunner.spi.Heartbeat;
@@ -167,7 +168,10 @@ final class Writes {
     ps.setString(i, finish.owner());
     RunRecord done = Rows.runOrNull(ps);
     if (done == null) {
-      return Optional.empty();
+      // A retry of a run with a pending cancel ends it CANCELLED; otherwise the fence failed.
+      return finish.status() == RunStatus.QUEUED
+          ? finish(tx, cancelInsteadOfRetry(finish))
+          : Optional.empty();
     }
     String type = finish.status() == RunStatus.QUEUED ? "requeued" : eventType(done.status());
     event(tx, done.id(), done.attempt(), type, finish.error() == null ? "" : finish.error(), now);
@@ -186,9 +190,18 @@ final class Writes {
       if (back != null) {
         released++;
         event(tx, back.id(), back.attempt(), "released", owner, now);
+      } else if (finish(tx, Finish.unsuccessful(c.id(), c.attempt(), owner,
+          RunStatus.CANCELLED, "cancelled before it started", Usage.ZERO)).isPresent()) {
+        released++; // a cancel was pending: the claim ends, as CANCELLED rather than QUEUED
       }
     }
     return released;
+  }
+
+  /** The terminal finish that replaces a retry when the run has a pending cancel. */
+  static Finish cancelInsteadOfRetry(Finish retry) {
+    return Finish.unsuccessful(retry.runId(), retry.attempt(), retry.owner(), RunStatus.CANCELLED,
+        "cancelled; the failed attempt was not retried: " + retry.error(), retry.usage());
   }
 
   Optional<RunRecord> cancel(Writer.Tx tx, long runId) throws SQLException {
@@ -224,18 +237,25 @@ final class Writes {
     for (RunRecord run : expired) {
       String why = "worker " + run.owner() + " was lost (lease expired at " + run.leaseUntil()
           + ") during attempt " + run.attempt() + " of " + run.maxAttempts();
-      boolean exhausted = run.attempt() >= run.maxAttempts();
-      PreparedStatement ps = tx.prepare(exhausted ? Sql.RECOVER_TO_FAILED : Sql.RECOVER_TO_QUEUED);
-      ps.setString(1, why);
-      ps.setLong(2, nowNanos);
-      ps.setLong(3, run.id());
-      ps.setInt(4, run.attempt());
+      RunStatus end = run.cancelRequested() ? RunStatus.CANCELLED
+          : run.attempt() >= run.maxAttempts() ? RunStatus.FAILED : null;
+      PreparedStatement ps = tx.prepare(end != null ? Sql.RECOVER_TO_TERMINAL
+          : Sql.RECOVER_TO_QUEUED);
+      int i = 1;
+      if (end != null) {
+        ps.setString(i++, end.name());
+      }
+      ps.setString(i++, why);
+      ps.setLong(i++, nowNanos);
+      ps.setLong(i++, run.id());
+      ps.setInt(i, run.attempt());
       RunRecord after = Rows.runOrNull(ps);
       if (after == null) {
         // cannot happen while we hold the write lock; fail loudly rather than skip an event
         throw new StoreException("run " + run.id() + " changed while its lease was recovered");
       }
-      event(tx, after.id(), after.attempt(), exhausted ? "failed" : "recovered", why, now);
+      event(tx, after.id(), after.attempt(), end != null ? eventType(end) : "recovered", why,
+          now);
       recovered.add(after);
     }
     return List.copyOf(recovered);

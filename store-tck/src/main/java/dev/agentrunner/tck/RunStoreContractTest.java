@@ -1333,6 +1333,36 @@ public abstract class RunStoreContractTest {
     assertStatsMatchRows();
   }
 
+  @Test
+  @DisplayName("a pending cancel is never lost: release, retry and lease recovery end the run CANCELLED")
+  void aPendingCancelSurvivesReleaseRetryAndRecovery() {
+    RunRecord released = claimedRun(ALPHA, "w");
+    RunRecord retried = claimedRun(ALPHA, "w");
+    RunRecord recovered = store.insert(new NewRun(RunRequest.of(ALPHA, nextInput()), 3));
+    RunRecord recoveredClaim = claimOne("w");
+    assertThat(recoveredClaim.id()).isEqualTo(recovered.id());
+    for (RunRecord r : List.of(released, retried, recoveredClaim)) {
+      assertThat(store.cancel(r.id()).orElseThrow().cancelRequested()).isTrue();
+    }
+
+    assertThat(store.release("w", List.of(released))).isEqualTo(1);
+    assertThat(store.finish(Finish.retry(retried.id(), retried.attempt(), "w", "flaky",
+        Usage.ZERO, clock().instant().plusSeconds(1)))).hasValueSatisfying(
+            r -> assertThat(r.status()).isEqualTo(RunStatus.CANCELLED));
+    clock().advance(LEASE.plusSeconds(1));
+    assertThat(store.recoverExpiredLeases()).extracting(RunRecord::id, RunRecord::status)
+        .containsExactly(org.assertj.core.groups.Tuple.tuple(recovered.id(), RunStatus.CANCELLED));
+
+    for (RunRecord r : List.of(released, retried, recoveredClaim)) {
+      RunRecord now = current(r.id());
+      assertThat(now.status()).as("run %d", r.id()).isEqualTo(RunStatus.CANCELLED);
+      assertThat(now.finishedAt()).isNotNull();
+      assertThat(eventTypes(r.id())).last().isEqualTo("cancelled");
+    }
+    assertThat(claimAll("w2")).as("nothing went back to the queue").isEmpty();
+    assertStatsMatchRows();
+  }
+
   // ---------------------------------------------------------------- events
 
   @Test
