@@ -148,15 +148,8 @@ class MultiProcessDrainTest {
   }
 
   private Process startWorker(Path db, String id, Path log, Path out) throws IOException {
-    String java = ProcessHandle.current().info().command().orElse("java");
-    String classpath = System.getProperty("surefire.test.class.path",
-        System.getProperty("java.class.path"));
-    return new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-Xmx256m",
-        "-cp", classpath, DrainWorkerMain.class.getName(),
-        db.toString(), id, log.toString(), Long.toString(LEASE_MS))
-        .redirectErrorStream(true)
-        .redirectOutput(out.toFile())
-        .start();
+    return ChildJvm.start(DrainWorkerMain.class, out,
+        db.toString(), id, log.toString(), Long.toString(LEASE_MS));
   }
 
   private static long lines(Path log) throws IOException {

@@ -47,14 +47,9 @@ class SerialKeyAcrossProcessesTest {
     Path orderLog = dir.resolve("order.log");
     try (SqliteRunStore store = SqliteRunStore.open(db)) {
       for (int w = 0; w < WORKERS; w++) {
-        processes.add(new ProcessBuilder(ProcessHandle.current().info().command().orElse("java"),
-            "--enable-native-access=ALL-UNNAMED", "-Xmx256m", "-cp",
-            System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")),
-            SerialKeyWorkerMain.class.getName(), db.toString(), "worker-" + w, locks.toString(),
-            orderLog.toString())
-            .redirectErrorStream(true)
-            .redirectOutput(dir.resolve("worker-" + w + ".out").toFile())
-            .start());
+        processes.add(ChildJvm.start(SerialKeyWorkerMain.class,
+            dir.resolve("worker-" + w + ".out"),
+            db.toString(), "worker-" + w, locks.toString(), orderLog.toString()));
       }
       for (int m = 0; m < PER_KEY; m++) {
         for (int k = 0; k < KEYS; k++) {
