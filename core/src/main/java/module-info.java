@@ -6,6 +6,7 @@
  */
 module dev.agentrunner.core {
   requires org.slf4j;
+  requires static com.cronutils; // optional: only cron schedules need it
 
   exports dev.agentrunner;
   exports dev.agentrunner.spi;

@@ -56,6 +56,12 @@ public interface AgentRunner extends AutoCloseable {
    */
   RunHandle handle(long runId);
 
+  /**
+   * The schedules of this runner's store: recurring runs fired by whichever runner sees a fire
+   * time first, exactly once per fire time.
+   */
+  Schedules schedules();
+
   /** The run with this id as stored now, if it exists. */
   Optional<RunRecord> get(long runId);
 

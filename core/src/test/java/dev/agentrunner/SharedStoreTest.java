@@ -97,14 +97,14 @@ class SharedStoreTest {
     Agent slow = ctx -> {
       executions.incrementAndGet();
       started.countDown();
-      Thread.sleep(600); // many lease lengths
+      Thread.sleep(1_500); // three lease lengths
       return AgentResult.of("attempt " + ctx.attempt());
     };
     try (AgentRunner a = AgentRunner.builder().store(store).workerId("a")
-            .leaseDuration(Duration.ofMillis(90)).pollInterval(Duration.ofMillis(10))
+            .leaseDuration(Duration.ofMillis(500)).pollInterval(Duration.ofMillis(10))
             .agent("slow", slow).build();
         AgentRunner b = AgentRunner.builder().store(store).workerId("b")
-            .leaseDuration(Duration.ofMillis(90)).pollInterval(Duration.ofMillis(10))
+            .leaseDuration(Duration.ofMillis(500)).pollInterval(Duration.ofMillis(10))
             .agent("slow", slow).build()) {
       RunHandle handle = a.submit(RunRequest.of("slow", "x"));
       awaitLatch(started);

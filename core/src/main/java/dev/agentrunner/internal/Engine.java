@@ -14,6 +14,7 @@ import dev.agentrunner.RunRequest;
 import dev.agentrunner.RunStats;
 import dev.agentrunner.RunStatus;
 import dev.agentrunner.RunnerClosedException;
+import dev.agentrunner.Schedules;
 import dev.agentrunner.SerialKeyPolicy;
 import dev.agentrunner.UnknownAgentException;
 import dev.agentrunner.Usage;
@@ -24,6 +25,7 @@ import dev.agentrunner.spi.NewRun;
 import dev.agentrunner.spi.RunStore;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -73,6 +75,7 @@ public final class Engine implements AgentRunner {
   private final RunStore store;
   private final Listeners listeners;
   private final Completions completions = new Completions();
+  private final ScheduleService schedules;
   private final ScheduledExecutorService timers;
   private final Thread dispatcher;
 
@@ -99,11 +102,13 @@ public final class Engine implements AgentRunner {
     this.config = config;
     this.store = config.store();
     this.listeners = new Listeners(config.listeners());
+    this.schedules = new ScheduleService(this);
     for (String agent : config.agents().keySet()) {
       executingPerAgent.put(agent, new AtomicInteger());
       localStats.put(agent, new AgentStatsRecorder(agent));
     }
-    this.timers = Executors.newSingleThreadScheduledExecutor(
+    // Two threads, so that a slow heartbeat never delays a timeout.
+    this.timers = Executors.newScheduledThreadPool(2,
         Thread.ofPlatform().daemon().name("agentrunner-timer-" + config.workerId()).factory());
     this.dispatcher = Thread.ofPlatform().daemon()
         .name("agentrunner-dispatcher-" + config.workerId()).unstarted(this::dispatchLoop);
@@ -174,6 +179,24 @@ public final class Engine implements AgentRunner {
     wakeDispatcher();
     listeners.submitted(stored);
     return new Handle(stored.id());
+  }
+
+  /**
+   * Stores a run for a schedule's fire time (no gate: only the dispatcher fires, and it stops
+   * before the runner closes) and wakes the dispatcher.
+   */
+  RunRecord enqueue(RunRequest request) {
+    RunnerConfig.AgentRegistration registration = config.agents().get(request.agent());
+    int maxAttempts = registration == null ? 1 : registration.spec().retry().maxAttempts();
+    RunRecord stored = store.insert(new NewRun(request, maxAttempts));
+    wakeDispatcher();
+    listeners.submitted(stored);
+    return stored;
+  }
+
+  @Override
+  public Schedules schedules() {
+    return schedules;
   }
 
   @Override
@@ -318,8 +341,8 @@ public final class Engine implements AgentRunner {
     while (state == State.OPEN) {
       try {
         if (System.nanoTime() - nextMaintenance >= 0) {
-          maintain();
-          nextMaintenance = System.nanoTime() + pollNanos;
+          long untilFire = maintain();
+          nextMaintenance = System.nanoTime() + Math.min(pollNanos, untilFire);
         }
         if (claimAndStart() > 0) {
           continue; // there may be more, and permits may remain
@@ -421,8 +444,11 @@ public final class Engine implements AgentRunner {
     });
   }
 
-  /** Periodic work: recover runs of dead workers, retry failed finishes, notice remote ends. */
-  private void maintain() {
+  /**
+   * Periodic work: recover runs of dead workers, retry failed finishes, notice remote ends, fire
+   * due schedules. Returns the nanoseconds until the next schedule fires (Long.MAX_VALUE: none).
+   */
+  private long maintain() {
     List<RunRecord> recovered = store.recoverExpiredLeases();
     if (!recovered.isEmpty()) {
       log.info("runner {} recovered {} runs whose lease expired", config.workerId(),
@@ -431,6 +457,10 @@ public final class Engine implements AgentRunner {
     }
     retryUnfinished();
     completions.pollStore(store);
+    Instant now = config.clock().instant();
+    Instant nextFire = schedules.fireDue(now);
+    return nextFire == null ? Long.MAX_VALUE
+        : Math.max(0, Duration.between(now, nextFire).toNanos());
   }
 
   private void retryUnfinished() {

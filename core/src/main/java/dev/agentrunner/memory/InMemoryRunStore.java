@@ -7,6 +7,7 @@ import dev.agentrunner.RunQuery;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunStats;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.Schedule;
 import dev.agentrunner.SerialKeyBusyException;
 import dev.agentrunner.SerialKeyPolicy;
 import dev.agentrunner.StoreException;
@@ -61,6 +62,7 @@ public final class InMemoryRunStore implements RunStore {
   private final Map<String, Long> runningBySerialKey = new HashMap<>();
   private final Map<String, TreeSet<Long>> queuedBySerialKey = new HashMap<>();
   private final Map<String, AgentStats> stats = new TreeMap<>();
+  private final Map<String, Schedule> schedules = new TreeMap<>();
   private long nextRunId = 1;
   private long nextEventSeq = 1;
   private boolean closed;
@@ -409,6 +411,39 @@ public final class InMemoryRunStore implements RunStore {
       }
       return old.size();
     });
+  }
+
+  @Override
+  public Optional<Schedule> findSchedule(String name) {
+    Objects.requireNonNull(name, "name");
+    return locked(() -> Optional.ofNullable(schedules.get(name)));
+  }
+
+  @Override
+  public List<Schedule> schedules() {
+    return locked(() -> List.copyOf(schedules.values()));
+  }
+
+  @Override
+  public Optional<Schedule> putSchedule(Schedule schedule) {
+    Objects.requireNonNull(schedule, "schedule");
+    return locked(() -> {
+      Schedule stored = schedules.get(schedule.name());
+      long storedVersion = stored == null ? 0 : stored.version();
+      if (storedVersion != schedule.version()) {
+        return Optional.empty();
+      }
+      Schedule next = new Schedule(schedule.spec(), schedule.paused(), schedule.nextFireAt(),
+          schedule.lastFireAt(), schedule.lastRunId(), storedVersion + 1);
+      schedules.put(schedule.name(), next);
+      return Optional.of(next);
+    });
+  }
+
+  @Override
+  public boolean deleteSchedule(String name) {
+    Objects.requireNonNull(name, "name");
+    return locked(() -> schedules.remove(name) != null);
   }
 
   @Override

@@ -156,6 +156,41 @@ public interface RunStore extends AutoCloseable {
   int purge(Instant finishedBefore);
 
   /**
+   * The schedule of that name, if stored. The default, for stores without schedule support,
+   * finds none.
+   */
+  default Optional<dev.agentrunner.Schedule> findSchedule(String name) {
+    return Optional.empty();
+  }
+
+  /** Every stored schedule, by name. The default, for stores without schedules, is empty. */
+  default List<dev.agentrunner.Schedule> schedules() {
+    return List.of();
+  }
+
+  /**
+   * Stores {@code schedule} if the stored version still equals {@code schedule.version()} (0:
+   * no schedule of that name exists), as one atomic compare-and-set, and returns it as stored
+   * with the version increased by one; returns empty, changing nothing, when the version does
+   * not match (another node changed or deleted it first).
+   *
+   * @throws UnsupportedOperationException if the store has no schedule support (the default)
+   */
+  default Optional<dev.agentrunner.Schedule> putSchedule(dev.agentrunner.Schedule schedule) {
+    throw new UnsupportedOperationException(getClass().getName() + " does not store schedules");
+  }
+
+  /**
+   * Deletes the schedule of that name; runs it enqueued stay.
+   *
+   * @return whether it existed
+   * @throws UnsupportedOperationException if the store has no schedule support (the default)
+   */
+  default boolean deleteSchedule(String name) {
+    throw new UnsupportedOperationException(getClass().getName() + " does not store schedules");
+  }
+
+  /**
    * Asks the store to call {@code wakeUp} whenever another process may have made runs
    * claimable (for example through PostgreSQL's {@code LISTEN/NOTIFY}), so that a runner claims
    * them without waiting for its next poll. Stores without such a channel keep the default,

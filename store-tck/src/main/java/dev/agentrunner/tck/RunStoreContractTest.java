@@ -11,6 +11,9 @@ import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
 import dev.agentrunner.RunStats;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.MissedFirePolicy;
+import dev.agentrunner.ScheduleSpec;
+import dev.agentrunner.Schedule;
 import dev.agentrunner.SerialKeyPolicy;
 import dev.agentrunner.SerialKeyBusyException;
 import dev.agentrunner.StoreException;
@@ -1708,6 +1711,75 @@ public abstract class RunStoreContractTest {
     assertThat(idsOf(scan(RunQuery.all()))).containsExactly(queued.id(), running.id());
     assertThat(eventTypes(running.id())).containsExactly("queued", "started");
     assertStatsMatchRows();
+  }
+
+  // ---------------------------------------------------------------- schedules (I10)
+
+  @Test
+  @DisplayName("I10: a schedule round-trips every field, and versions count its changes")
+  void schedulesRoundTripAndCountVersions() {
+    ScheduleSpec rate = ScheduleSpec.fixedRate("rate", ALPHA, "{\"a\":1}", Duration.ofSeconds(90))
+        .missedFires(MissedFirePolicy.SKIP);
+    ScheduleSpec cron = ScheduleSpec.cron("cron", BETA, "", "0 7 * * MON-FRI",
+        java.time.ZoneId.of("Europe/Paris"));
+    ScheduleSpec delay = ScheduleSpec.fixedDelay("delay", ALPHA, "x", Duration.ofMillis(1500));
+    Instant next = clock().instant().plusSeconds(90);
+    Schedule storedRate = store.putSchedule(new Schedule(rate, false, next, null, 0, 0))
+        .orElseThrow();
+    assertThat(storedRate).isEqualTo(new Schedule(rate, false, next, null, 0, 1));
+    Schedule storedCron = store.putSchedule(new Schedule(cron, true, null,
+        clock().instant(), 42, 0)).orElseThrow();
+    assertThat(storedCron.version()).isEqualTo(1);
+    store.putSchedule(new Schedule(delay, false, null, null, 0, 0)).orElseThrow();
+
+    assertThat(store.findSchedule("cron")).contains(storedCron);
+    assertThat(store.findSchedule("nope")).isEmpty();
+    assertThat(store.schedules()).extracting(Schedule::name)
+        .containsExactly("cron", "delay", "rate");
+
+    Schedule advanced = store.putSchedule(storedRate.with(rate, true, next.plusSeconds(90), next,
+        7)).orElseThrow();
+    assertThat(advanced).isEqualTo(new Schedule(rate, true, next.plusSeconds(90), next, 7, 2));
+    assertThat(store.findSchedule("rate")).contains(advanced);
+  }
+
+  @Test
+  @DisplayName("I10: a put with a stale version, or a new schedule whose name exists, changes nothing")
+  void staleSchedulePutsChangeNothing() {
+    ScheduleSpec spec = ScheduleSpec.fixedRate("s", ALPHA, "x", Duration.ofMinutes(1));
+    Schedule v1 = store.putSchedule(new Schedule(spec, false, clock().instant(), null, 0, 0))
+        .orElseThrow();
+    assertThat(store.putSchedule(new Schedule(spec.withInput("y"), false, null, null, 0, 0)))
+        .as("a second create").isEmpty();
+    Schedule v2 = store.putSchedule(v1.with(spec.withInput("v2"), false, null, null, 0))
+        .orElseThrow();
+    assertThat(store.putSchedule(v1.with(spec.withInput("stale"), true, null, null, 0)))
+        .as("a put based on version 1").isEmpty();
+    assertThat(store.findSchedule("s")).contains(v2);
+    assertThat(store.deleteSchedule("s")).isTrue();
+    assertThat(store.deleteSchedule("s")).isFalse();
+    assertThat(store.putSchedule(v2)).as("a put of a deleted schedule").isEmpty();
+    assertThat(store.schedules()).isEmpty();
+  }
+
+  @Test
+  @Timeout(value = CONCURRENT_TIMEOUT_SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+  @DisplayName("I10: of 8 racing puts on one version, exactly one applies")
+  void racingSchedulePutsLetExactlyOneApply() throws Exception {
+    ScheduleSpec spec = ScheduleSpec.fixedRate("race", ALPHA, "x", Duration.ofMinutes(1));
+    Schedule base = store.putSchedule(new Schedule(spec, false, clock().instant(), null, 0, 0))
+        .orElseThrow();
+    for (int round = 0; round < 20; round++) {
+      Schedule from = store.findSchedule("race").orElseThrow();
+      List<Boolean> applied = inParallel(8, t -> store.putSchedule(
+          from.with(spec.withInput("t" + t), false, from.nextFireAt(), null, t)).isPresent());
+      assertThat(applied).filteredOn(Boolean::booleanValue).hasSize(1);
+      Schedule now = store.findSchedule("race").orElseThrow();
+      assertThat(now.version()).isEqualTo(from.version() + 1);
+      assertThat(now.spec().input()).isEqualTo("t" + now.lastRunId());
+    }
+    assertThat(store.findSchedule("race").orElseThrow().version())
+        .isEqualTo(base.version() + 20);
   }
 
   // ---------------------------------------------------------------- close
