@@ -143,8 +143,10 @@ public final class ScheduleService implements Schedules {
       runId = run.id();
       lastFire = fireAt;
     }
+    // On time (or a little late): the very next fire time, even if it is due already, so no
+    // fire time is lost to a slow poll. Missed: the first one after now (RUN_ONCE or SKIP).
     Instant next = spec.kind() == ScheduleSpec.Kind.FIXED_DELAY ? null
-        : nextAfter(spec, fireAt, now);
+        : nextAfter(spec, fireAt, missed ? now : fireAt);
     // A conflict means another runner advanced or changed it first; its state wins.
     store.putSchedule(s.with(spec, false, next, lastFire, runId));
     return next;
