@@ -3,6 +3,7 @@ package dev.agentrunner;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.agentrunner.memory.InMemoryRunStore;
+import dev.agentrunner.spi.RunStore;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -241,6 +242,31 @@ class RunLifecycleTest {
       release.countDown();
       assertThat(handle.completion().join().status()).isEqualTo(RunStatus.SUCCEEDED);
     }
+  }
+
+  @Test
+  void anOutcomeTheStoreKeepsRefusingEndsTheRunFailedInsteadOfStuck() {
+    InMemoryRunStore memory = InMemoryRunStore.create();
+    RunStore picky = new ForwardingRunStore(memory) {
+      @Override
+      public java.util.Optional<RunRecord> finish(dev.agentrunner.spi.Finish finish) {
+        if (finish.output() != null && finish.output().contains("\u0000")) {
+          throw new StoreException("text with NUL cannot be stored");
+        }
+        return super.finish(finish);
+      }
+    };
+    try (AgentRunner runner = AgentRunner.builder().store(picky)
+        .pollInterval(Duration.ofMillis(10))
+        .agent("nul", ctx -> AgentResult.of("bad\u0000output"))
+        .build()) {
+      RunRecord done = runner.submit(RunRequest.of("nul", "x")).await(WAIT);
+      assertThat(done.status()).isEqualTo(RunStatus.FAILED);
+      assertThat(done.error()).contains("could not be stored after 5 tries")
+          .contains("text with NUL cannot be stored");
+      assertThat(done.output()).isNull();
+    }
+    memory.close();
   }
 
   static void awaitLatch(CountDownLatch latch) {

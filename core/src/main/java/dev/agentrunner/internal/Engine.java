@@ -96,7 +96,13 @@ public final class Engine implements AgentRunner {
 
   private final Map<String, AgentStatsRecorder> localStats = new TreeMap<>();
   /** Finishes the store refused with an error; retried until they apply or are fenced out. */
-  private final Queue<Finish> unfinished = new ConcurrentLinkedQueue<>();
+  private final Queue<PendingFinish> unfinished = new ConcurrentLinkedQueue<>();
+
+  /** After this many refusals, an outcome is replaced by a bare FAILED that carries no data. */
+  private static final int MAX_FINISH_TRIES = 5;
+
+  /** A finish the store refused with an error, and how often it did. */
+  private record PendingFinish(Finish finish, int failures, String lastError) {}
 
   private Engine(RunnerConfig config) {
     this.config = config;
@@ -421,7 +427,7 @@ public final class Engine implements AgentRunner {
       }
     } catch (RuntimeException e) {
       log.warn("run {}: could not store its {} outcome; will retry", run.id(), finish.status(), e);
-      unfinished.add(finish);
+      unfinished.add(new PendingFinish(finish, 1, String.valueOf(e.getMessage())));
     }
     // Count only outcomes the store took: a fenced-out or not-yet-stored outcome is not a
     // finished run (a retried finish is counted when it applies).
@@ -463,12 +469,22 @@ public final class Engine implements AgentRunner {
         : Math.max(0, Duration.between(now, nextFire).toNanos());
   }
 
+  /**
+   * Retries finishes the store refused. One it keeps refusing (say, an output the database cannot
+   * hold) becomes a bare FAILED naming the error, so the run does not stay RUNNING under this
+   * worker's heartbeat forever; a store that is down refuses that too, and it waits.
+   */
   private void retryUnfinished() {
     for (int n = unfinished.size(); n > 0; n--) {
-      Finish finish = unfinished.poll();
-      if (finish == null) {
+      PendingFinish pending = unfinished.poll();
+      if (pending == null) {
         return;
       }
+      Finish finish = pending.failures() < MAX_FINISH_TRIES ? pending.finish()
+          : Finish.unsuccessful(pending.finish().runId(), pending.finish().attempt(),
+              pending.finish().owner(), RunStatus.FAILED, "the run's outcome ("
+                  + pending.finish().status() + ") could not be stored after "
+                  + pending.failures() + " tries: " + pending.lastError(), Usage.ZERO);
       try {
         store.finish(finish).ifPresent(r -> {
           localStats.get(r.agent()).storedLater(finish.status(), finish.usage());
@@ -476,7 +492,8 @@ public final class Engine implements AgentRunner {
           completions.complete(r);
         });
       } catch (RuntimeException e) {
-        unfinished.add(finish);
+        unfinished.add(new PendingFinish(pending.finish(), pending.failures() + 1,
+            String.valueOf(e.getMessage())));
         log.debug("run {}: storing its outcome failed again", finish.runId(), e);
         return;
       }

@@ -23,7 +23,8 @@ import java.util.Optional;
  *       both commit or neither does.
  *   <li>Transitions follow {@link dev.agentrunner.RunStatus#canTransitionTo}; a terminal run never
  *       changes again.
- *   <li>Ids come from the insert itself, are unique, and increase in insert order.
+ *   <li>Ids come from the insert itself, are unique, and increase in the order the store assigns
+ *       them (for a database, concurrent transactions may commit out of id order).
  *   <li>Time comes from the store's own clock (an injected {@link java.time.Clock}, or the
  *       database's), so that leases mean the same to every node.
  *   <li>A failure is reported as a {@link dev.agentrunner.StoreException} and leaves the store as
