@@ -20,8 +20,8 @@ root="$(cd "$here/.." && pwd)"
 
 mvn_args="${JCSTRESS_MVN_ARGS:-}"
 # quick = 1 normal + 1 stress fork per compilation mode; 3 x 150 ms iterations instead of
-# 5 x 200 ms keeps all nine tests near 4-5 minutes on 2 cores while the twins still show
-# their bugs thousands of times.
+# 5 x 200 ms keeps each test near 30 s on 2 cores (all 13 near 6.5 minutes) while the twins
+# still show their bugs thousands of times.
 jcstress_args="${JCSTRESS_ARGS:--m quick -iters 3 -time 150}"
 tests="${JCSTRESS_TESTS:-^dev\.agentrunner\.jcstress\.}"
 run_timeout="${JCSTRESS_TIMEOUT:-900}"
@@ -33,10 +33,14 @@ required=(
   dev.agentrunner.jcstress.SerialKeyClaimTest
   dev.agentrunner.jcstress.AgentStatsSnapshotTest
   dev.agentrunner.jcstress.SubmitCloseRaceTest
+  dev.agentrunner.jcstress.ScheduleFireUpdateTest
+  dev.agentrunner.jcstress.ScheduleDoubleFireTest
   dev.agentrunner.jcstress.twins.MaxIdReadBackTwinTest
   dev.agentrunner.jcstress.twins.UnconditionalClaimTwinTest
   dev.agentrunner.jcstress.twins.NullLockSerialGateTwinTest
   dev.agentrunner.jcstress.twins.PlainFieldsAgentStatsTwinTest
+  dev.agentrunner.jcstress.twins.NullLockFireUpdateTwinTest
+  dev.agentrunner.jcstress.twins.NullLockDoubleFireTwinTest
 )
 
 fail() {

@@ -49,10 +49,14 @@ public interface AgentRunner extends AutoCloseable {
    */
   RunHandle submit(RunRequest request);
 
+  /** The names of the agents this runner can execute, sorted. */
+  java.util.SortedSet<String> agents();
+
   /**
    * A handle on a run already stored (submitted earlier, by this runner or another process),
-   * to await it. The id is not checked here: {@link RunHandle#current()} of an unknown id
-   * throws.
+   * to await it. The id is not checked here: for an unknown id, {@link RunHandle#current()} and
+   * {@link RunHandle#await} throw an {@link AgentRunnerException} and
+   * {@link RunHandle#completion()} completes exceptionally.
    */
   RunHandle handle(long runId);
 

@@ -269,6 +269,21 @@ class RunLifecycleTest {
     memory.close();
   }
 
+  @Test
+  void waitingOnAnUnknownRunFailsAtOnceAndAgentsAreListed() {
+    try (AgentRunner runner = AgentRunner.builder()
+        .agent("b", ctx -> AgentResult.of("ok"))
+        .agent("a", ctx -> AgentResult.of("ok"))
+        .build()) {
+      assertThat(runner.agents()).containsExactly("a", "b");
+      RunHandle missing = runner.handle(424_242);
+      org.assertj.core.api.Assertions.assertThatThrownBy(() -> missing.await(WAIT))
+          .isInstanceOf(AgentRunnerException.class)
+          .hasMessageContaining("no run 424242");
+      assertThat(missing.completion()).isCompletedExceptionally();
+    }
+  }
+
   static void awaitLatch(CountDownLatch latch) {
     try {
       assertThat(latch.await(10, TimeUnit.SECONDS)).as("latch reached").isTrue();

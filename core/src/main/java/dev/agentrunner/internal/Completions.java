@@ -1,5 +1,6 @@
 package dev.agentrunner.internal;
 
+import dev.agentrunner.AgentRunnerException;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunnerClosedException;
 import dev.agentrunner.spi.RunStore;
@@ -28,7 +29,13 @@ final class Completions {
     CompletableFuture<RunRecord> future =
         waiting.computeIfAbsent(id, k -> new CompletableFuture<>());
     // Read after registering, so a run that finished in between is not missed.
-    read.get().ifPresent(this::complete);
+    Optional<RunRecord> current = read.get();
+    if (current.isPresent()) {
+      complete(current.get());
+    } else if (waiting.remove(id, future)) {
+      future.completeExceptionally(new AgentRunnerException(
+          "there is no run " + id + " in the store (never submitted, or purged)"));
+    }
     return future;
   }
 

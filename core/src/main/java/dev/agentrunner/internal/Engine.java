@@ -201,6 +201,12 @@ public final class Engine implements AgentRunner {
   }
 
   @Override
+  public java.util.SortedSet<String> agents() {
+    return java.util.Collections.unmodifiableSortedSet(
+        new java.util.TreeSet<>(config.agents().keySet()));
+  }
+
+  @Override
   public Schedules schedules() {
     return schedules;
   }
@@ -455,18 +461,31 @@ public final class Engine implements AgentRunner {
    * due schedules. Returns the nanoseconds until the next schedule fires (Long.MAX_VALUE: none).
    */
   private long maintain() {
-    List<RunRecord> recovered = store.recoverExpiredLeases();
-    if (!recovered.isEmpty()) {
-      log.info("runner {} recovered {} runs whose lease expired", config.workerId(),
-          recovered.size());
-      recovered.forEach(completions::complete);
-    }
-    retryUnfinished();
-    completions.pollStore(store);
+    // Each step fails alone: a schedule row this runner cannot read, say, must not stop it from
+    // recovering leases or claiming runs.
+    attempt("recovering expired leases", () -> {
+      List<RunRecord> recovered = store.recoverExpiredLeases();
+      if (!recovered.isEmpty()) {
+        log.info("runner {} recovered {} runs whose lease expired", config.workerId(),
+            recovered.size());
+        recovered.forEach(completions::complete);
+      }
+    });
+    attempt("storing refused outcomes", this::retryUnfinished);
+    attempt("checking awaited runs", () -> completions.pollStore(store));
     Instant now = config.clock().instant();
-    Instant nextFire = schedules.fireDue(now);
-    return nextFire == null ? Long.MAX_VALUE
-        : Math.max(0, Duration.between(now, nextFire).toNanos());
+    Instant[] nextFire = new Instant[1];
+    attempt("firing schedules", () -> nextFire[0] = schedules.fireDue(now));
+    return nextFire[0] == null ? Long.MAX_VALUE
+        : Math.max(0, Duration.between(now, nextFire[0]).toNanos());
+  }
+
+  private void attempt(String what, Runnable step) {
+    try {
+      step.run();
+    } catch (RuntimeException e) {
+      log.warn("runner {}: {} failed; retrying at the next poll", config.workerId(), what, e);
+    }
   }
 
   /**

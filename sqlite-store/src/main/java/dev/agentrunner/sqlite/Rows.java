@@ -1,14 +1,19 @@
 package dev.agentrunner.sqlite;
 
+import dev.agentrunner.MissedFirePolicy;
 import dev.agentrunner.RunEvent;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.Schedule;
+import dev.agentrunner.ScheduleSpec;
 import dev.agentrunner.Usage;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Types;
+import java.time.Duration;
 import java.time.Instant;
+import java.time.ZoneId;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -87,12 +92,101 @@ final class Rows {
     return rows.isEmpty() ? null : rows.get(0);
   }
 
+  /** Reads the current row, whose columns are {@link Sql#SCHEDULE_COLUMNS}. */
+  static Schedule schedule(ResultSet rs) throws SQLException {
+    long intervalNanos = rs.getLong(5);
+    Duration interval = rs.wasNull() ? null : Duration.ofNanos(intervalNanos);
+    String zone = rs.getString(7);
+    ScheduleSpec spec = new ScheduleSpec(
+        rs.getString(1),
+        rs.getString(2),
+        rs.getString(3),
+        ScheduleSpec.Kind.valueOf(rs.getString(4)),
+        interval,
+        rs.getString(6),
+        zone == null ? null : ZoneId.of(zone),
+        MissedFirePolicy.valueOf(rs.getString(8)));
+    return new Schedule(spec, rs.getInt(9) != 0, nullableInstant(rs, 10),
+        nullableInstant(rs, 11), rs.getLong(12), rs.getLong(13));
+  }
+
+  /** Executes a statement returning schedule rows and reads them all. */
+  static List<Schedule> schedules(PreparedStatement ps) throws SQLException {
+    List<Schedule> out = new ArrayList<>();
+    try (ResultSet rs = ps.executeQuery()) {
+      while (rs.next()) {
+        out.add(schedule(rs));
+      }
+    }
+    return out;
+  }
+
+  /** Executes a statement returning at most one schedule row; null when it returns none. */
+  static Schedule scheduleOrNull(PreparedStatement ps) throws SQLException {
+    List<Schedule> rows = schedules(ps); // to the end, as for runs: RETURNING completes then
+    return rows.isEmpty() ? null : rows.get(0);
+  }
+
+  /**
+   * Binds everything of a schedule but its name and version, in the order of
+   * {@link Sql#UPDATE_SCHEDULE}'s SET list, from parameter {@code first}; returns the next one.
+   * The interval must have been checked with {@link #checkStorable} already.
+   */
+  static int bindScheduleState(PreparedStatement ps, int first, Schedule schedule)
+      throws SQLException {
+    ScheduleSpec spec = schedule.spec();
+    int i = first;
+    ps.setString(i++, spec.agent());
+    ps.setString(i++, spec.input());
+    ps.setString(i++, spec.kind().name());
+    if (spec.interval() == null) {
+      ps.setNull(i++, Types.BIGINT);
+    } else {
+      ps.setLong(i++, spec.interval().toNanos());
+    }
+    setNullableString(ps, i++, spec.cron());
+    setNullableString(ps, i++, spec.zone() == null ? null : spec.zone().getId());
+    ps.setString(i++, spec.missedFires().name());
+    ps.setInt(i++, schedule.paused() ? 1 : 0);
+    setNullableInstant(ps, i++, schedule.nextFireAt());
+    setNullableInstant(ps, i++, schedule.lastFireAt());
+    ps.setLong(i++, schedule.lastRunId());
+    return i;
+  }
+
+  /**
+   * Checks that a schedule's interval fits the nanosecond column (about 292 years).
+   *
+   * @throws IllegalArgumentException naming the interval if it does not
+   */
+  static void checkStorable(ScheduleSpec spec) {
+    if (spec.interval() == null) {
+      return;
+    }
+    try {
+      spec.interval().toNanos();
+    } catch (ArithmeticException tooLong) {
+      throw new IllegalArgumentException("schedule \"" + spec.name() + "\": interval "
+          + spec.interval() + " is too long to store (at most " + Duration.ofNanos(Long.MAX_VALUE)
+          + ")", tooLong);
+    }
+  }
+
   static void setNullableString(PreparedStatement ps, int index, String value)
       throws SQLException {
     if (value == null) {
       ps.setNull(index, Types.VARCHAR);
     } else {
       ps.setString(index, value);
+    }
+  }
+
+  private static void setNullableInstant(PreparedStatement ps, int index, Instant value)
+      throws SQLException {
+    if (value == null) {
+      ps.setNull(index, Types.BIGINT);
+    } else {
+      ps.setLong(index, nanos(value));
     }
   }
 

@@ -103,7 +103,29 @@ final class Schema {
               + " AFTER UPDATE OF status, input_tokens, output_tokens, cost_micros ON runs BEGIN "
               + statsSubtract("OLD") + " " + statsAdd("NEW") + " END",
           "CREATE TRIGGER runs_stats_delete AFTER DELETE ON runs BEGIN "
-              + statsSubtract("OLD") + " END")));
+              + statsSubtract("OLD") + " END")),
+      new Migration(2, "named schedules", List.of(
+          // One row per schedule, changed only by compare-and-set on version (see
+          // Sql.UPDATE_SCHEDULE). Keyed by name without a rowid: lookups are by name only.
+          // Instants and the interval are integer nanoseconds, like every instant in runs.
+          "CREATE TABLE schedules ("
+              + " name TEXT NOT NULL PRIMARY KEY,"
+              + " agent TEXT NOT NULL,"
+              + " input TEXT NOT NULL,"
+              + " kind TEXT NOT NULL CHECK (kind IN ('FIXED_RATE', 'FIXED_DELAY', 'CRON')),"
+              + " interval_nanos INTEGER CHECK (interval_nanos > 0),"
+              + " cron TEXT,"
+              + " zone TEXT,"
+              + " missed_fires TEXT NOT NULL CHECK (missed_fires IN ('RUN_ONCE', 'SKIP')),"
+              + " paused INTEGER NOT NULL CHECK (paused IN (0, 1)),"
+              + " next_fire_at INTEGER,"
+              + " last_fire_at INTEGER,"
+              + " last_run_id INTEGER NOT NULL CHECK (last_run_id >= 0),"
+              + " version INTEGER NOT NULL CHECK (version >= 1),"
+              // the shape ScheduleSpec enforces, checked again as a last line of defence
+              + " CHECK ((kind = 'CRON') = (cron IS NOT NULL AND zone IS NOT NULL)),"
+              + " CHECK ((kind = 'CRON') = (interval_nanos IS NULL))"
+              + ") STRICT, WITHOUT ROWID")));
 
   /** The newest schema version this library knows. */
   static final int LATEST = MIGRATIONS.get(MIGRATIONS.size() - 1).version();
@@ -134,6 +156,15 @@ final class Schema {
    * @throws StoreException if the file has a newer schema
    */
   static int migrate(Connection c, Failures failures, long nowNanos) throws SQLException {
+    return migrate(c, failures, nowNanos, LATEST);
+  }
+
+  /**
+   * Brings the database up to {@code target} (at most {@link #LATEST}); tests use it to write a
+   * file of an older version with the very migrations that shipped.
+   */
+  static int migrate(Connection c, Failures failures, long nowNanos, int target)
+      throws SQLException {
     try (Statement s = c.createStatement()) {
       s.execute("BEGIN IMMEDIATE");
       boolean committed = false;
@@ -150,7 +181,7 @@ final class Schema {
               + LATEST + ". Open it with a newer agentrunner-sqlite, or use another file.");
         }
         for (Migration m : MIGRATIONS) {
-          if (m.version() <= current) {
+          if (m.version() <= current || m.version() > target) {
             continue;
           }
           for (String sql : m.statements()) {

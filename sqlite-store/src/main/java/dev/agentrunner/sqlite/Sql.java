@@ -23,6 +23,11 @@ final class Sql {
   /** The columns of {@code events}, in the order {@link Rows#event} reads them. */
   static final String EVENT_COLUMNS = "seq, run_id, attempt, type, data, at";
 
+  /** The columns of {@code schedules}, in the order {@link Rows#schedule} reads them. */
+  static final String SCHEDULE_COLUMNS =
+      "name, agent, input, kind, interval_nanos, cron, zone, missed_fires, paused, next_fire_at,"
+          + " last_fire_at, last_run_id, version";
+
   // ---- writes (run only on the writer connection, inside BEGIN IMMEDIATE) ----
 
   /**
@@ -146,7 +151,36 @@ final class Sql {
       "DELETE FROM runs WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT')"
           + " AND finished_at < ?";
 
+  /**
+   * Creates a schedule at version 1, unless one of that name exists: then no row comes back and
+   * nothing changes (a put based on version 0 lost to another creator).
+   */
+  static final String INSERT_SCHEDULE =
+      "INSERT INTO schedules (name, agent, input, kind, interval_nanos, cron, zone, missed_fires,"
+          + " paused, next_fire_at, last_fire_at, last_run_id, version)"
+          + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+          + " ON CONFLICT (name) DO NOTHING"
+          + " RETURNING " + SCHEDULE_COLUMNS;
+
+  /**
+   * The compare-and-set: replaces the schedule only if its version is still the one the caller
+   * read, and bumps it. No row back means another node changed or deleted it first.
+   */
+  static final String UPDATE_SCHEDULE =
+      "UPDATE schedules SET agent = ?, input = ?, kind = ?, interval_nanos = ?, cron = ?,"
+          + " zone = ?, missed_fires = ?, paused = ?, next_fire_at = ?, last_fire_at = ?,"
+          + " last_run_id = ?, version = version + 1"
+          + " WHERE name = ? AND version = ?"
+          + " RETURNING " + SCHEDULE_COLUMNS;
+
+  static final String DELETE_SCHEDULE = "DELETE FROM schedules WHERE name = ?";
+
   // ---- reads (pooled read-only connections) ----
+
+  static final String SCHEDULE_BY_NAME =
+      "SELECT " + SCHEDULE_COLUMNS + " FROM schedules WHERE name = ?";
+
+  static final String SCHEDULES = "SELECT " + SCHEDULE_COLUMNS + " FROM schedules ORDER BY name";
 
   static final String RUN_BY_ID = "SELECT " + RUN_COLUMNS + " FROM runs WHERE id = ?";
 

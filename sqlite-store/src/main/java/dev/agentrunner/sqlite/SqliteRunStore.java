@@ -7,6 +7,7 @@ import dev.agentrunner.RunQuery;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunStats;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.Schedule;
 import dev.agentrunner.StoreException;
 import dev.agentrunner.Usage;
 import dev.agentrunner.spi.ClaimRequest;
@@ -62,6 +63,9 @@ import org.sqlite.SQLiteDataSource;
  *   <li>Several processes may open the same file (on one machine: SQLite's locking does not work
  *       over network file systems). A write blocked by another process beyond the busy timeout
  *       is retried a few times with backoff, then fails with a {@link StoreException}.
+ *   <li>Schedules are rows changed only by a compare-and-set on their version, one statement
+ *       each; a scheduled run's idempotency key is unique like any other, so a fire time
+ *       enqueues one run however many processes fire it.
  *   <li>The schema is created and migrated at open; a file written by a newer schema version is
  *       refused.
  * </ul>
@@ -213,7 +217,55 @@ public final class SqliteRunStore implements RunStore {
     return writer.submit("purge", tx -> writes.purge(tx, finishedBefore));
   }
 
+  /**
+   * {@inheritDoc}
+   *
+   * <p>One statement through the writer: an {@code INSERT ... ON CONFLICT DO NOTHING} for
+   * version 0, else an {@code UPDATE ... WHERE version = ?}; the database's write lock makes it
+   * atomic across threads and processes.
+   *
+   * @throws IllegalArgumentException if the interval is too long to store (over 292 years)
+   */
+  @Override
+  public Optional<Schedule> putSchedule(Schedule schedule) {
+    Objects.requireNonNull(schedule, "schedule");
+    Rows.checkStorable(schedule.spec());
+    ensureOpen();
+    return writer.submit("put of schedule \"" + schedule.name() + "\" at version "
+        + schedule.version(), tx -> writes.putSchedule(tx, schedule));
+  }
+
+  @Override
+  public boolean deleteSchedule(String name) {
+    Objects.requireNonNull(name, "name");
+    ensureOpen();
+    return writer.submit("delete of schedule \"" + name + "\"",
+        tx -> writes.deleteSchedule(tx, name));
+  }
+
   // ---- reads: pooled read-only connections ----
+
+  @Override
+  public Optional<Schedule> findSchedule(String name) {
+    Objects.requireNonNull(name, "name");
+    ensureOpen();
+    return reads.read("find of schedule \"" + name + "\"", c -> {
+      try (PreparedStatement ps = c.prepareStatement(Sql.SCHEDULE_BY_NAME)) {
+        ps.setString(1, name);
+        return Optional.ofNullable(Rows.scheduleOrNull(ps));
+      }
+    });
+  }
+
+  @Override
+  public List<Schedule> schedules() {
+    ensureOpen();
+    return reads.read("list of schedules", c -> {
+      try (PreparedStatement ps = c.prepareStatement(Sql.SCHEDULES)) {
+        return List.copyOf(Rows.schedules(ps));
+      }
+    });
+  }
 
   @Override
   public Optional<RunRecord> find(long runId) {

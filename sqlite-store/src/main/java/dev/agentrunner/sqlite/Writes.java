@@ -3,6 +3,7 @@ package dev.agentrunner.sqlite;
 import dev.agentrunner.RunEvent;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.Schedule;
 import dev.agentrunner.SerialKeyBusyException;
 import dev.agentrunner.SerialKeyPolicy;
 import dev.agentrunner.StoreException;
@@ -283,6 +284,31 @@ final class Writes {
     PreparedStatement ps = tx.prepare(Sql.PURGE);
     ps.setLong(1, Rows.nanos(finishedBefore));
     return ps.executeUpdate();
+  }
+
+  /**
+   * The schedule compare-and-set, one statement either way: version 0 creates the schedule unless
+   * the name exists; any other version replaces it only while the stored version still matches.
+   */
+  Optional<Schedule> putSchedule(Writer.Tx tx, Schedule schedule) throws SQLException {
+    PreparedStatement ps;
+    if (schedule.version() == 0) {
+      ps = tx.prepare(Sql.INSERT_SCHEDULE);
+      ps.setString(1, schedule.name());
+      Rows.bindScheduleState(ps, 2, schedule);
+    } else {
+      ps = tx.prepare(Sql.UPDATE_SCHEDULE);
+      int i = Rows.bindScheduleState(ps, 1, schedule);
+      ps.setString(i++, schedule.name());
+      ps.setLong(i, schedule.version());
+    }
+    return Optional.ofNullable(Rows.scheduleOrNull(ps));
+  }
+
+  boolean deleteSchedule(Writer.Tx tx, String name) throws SQLException {
+    PreparedStatement ps = tx.prepare(Sql.DELETE_SCHEDULE);
+    ps.setString(1, name);
+    return ps.executeUpdate() > 0;
   }
 
   private static void event(Writer.Tx tx, long runId, int attempt, String type, String data,

@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
+import dev.agentrunner.RunStatus;
+import dev.agentrunner.Schedule;
+import dev.agentrunner.ScheduleSpec;
 import dev.agentrunner.StoreException;
 import dev.agentrunner.spi.NewRun;
 import java.nio.file.Path;
@@ -14,6 +17,8 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -48,10 +53,10 @@ class SchemaTest {
     }
     try (Connection c = connect(file())) {
       assertThat(column(c, "SELECT version FROM schema_version ORDER BY version"))
-          .containsExactly("1");
+          .containsExactly("1", "2");
       assertThat(column(c, "PRAGMA journal_mode")).containsExactly("wal");
       assertThat(column(c, "SELECT name FROM sqlite_master WHERE type = 'table'"))
-          .contains("runs", "events", "agent_stats", "schema_version");
+          .contains("runs", "events", "agent_stats", "schedules", "schema_version");
     }
   }
 
@@ -60,7 +65,60 @@ class SchemaTest {
     SqliteRunStore.open(file()).close();
     SqliteRunStore.open(file()).close();
     try (Connection c = connect(file())) {
-      assertThat(column(c, "SELECT count(*) FROM schema_version")).containsExactly("1");
+      assertThat(column(c, "SELECT count(*) FROM schema_version"))
+          .containsExactly(String.valueOf(Schema.LATEST));
+    }
+  }
+
+  @Test
+  void aVersion1FileMigratesToTheLatestVersionAndKeepsItsRuns() throws Exception {
+    // A file as the first release wrote it: migration 1 only (migrations never change), with
+    // runs in three states, one of them keyed.
+    try (Connection c = connect(file())) {
+      Schema.migrate(c, new Failures(file(), Duration.ofSeconds(5), 0), 0, 1);
+      try (Statement s = c.createStatement()) {
+        s.execute("INSERT INTO runs (agent, status, input, idempotency_key, priority, attempt,"
+            + " max_attempts, created_at, not_before) VALUES ('a', 'QUEUED', 'one', 'k1', 0, 0,"
+            + " 1, 1000, 1000)");
+        s.execute("INSERT INTO runs (agent, status, input, output, priority, attempt,"
+            + " max_attempts, created_at, not_before, started_at, finished_at, owner,"
+            + " input_tokens) VALUES ('a', 'SUCCEEDED', 'two', 'done', 0, 1, 1, 2000, 2000,"
+            + " 2100, 2200, 'w1', 7)");
+        s.execute("INSERT INTO runs (agent, status, input, priority, attempt, max_attempts,"
+            + " created_at, not_before) VALUES ('b', 'QUEUED', 'three', 5, 0, 3, 3000, 3000)");
+      }
+      assertThat(column(c, "SELECT version FROM schema_version")).containsExactly("1");
+      assertThat(column(c, "SELECT name FROM sqlite_master WHERE name = 'schedules'")).isEmpty();
+    }
+
+    try (SqliteRunStore store = SqliteRunStore.open(file())) {
+      RunRecord one = store.find(1).orElseThrow();
+      assertThat(one.input()).isEqualTo("one");
+      assertThat(one.idempotencyKey()).isEqualTo("k1");
+      RunRecord two = store.find(2).orElseThrow();
+      assertThat(two.status()).isEqualTo(RunStatus.SUCCEEDED);
+      assertThat(two.output()).isEqualTo("done");
+      assertThat(two.usage().inputTokens()).isEqualTo(7);
+      assertThat(store.stats().total().total()).isEqualTo(3);
+      assertThat(store.stats().agent("a").succeeded()).isEqualTo(1);
+      // The migrated file keeps its unique keys and its ids, and stores schedules.
+      assertThat(store.insert(NewRun.of(RunRequest.of("a", "again").withIdempotencyKey("k1")))
+          .id()).isEqualTo(1);
+      // (ids go on after the old ones; a key conflict may use up a number, as before)
+      assertThat(store.insert(NewRun.of(RunRequest.of("a", "four"))).id()).isGreaterThan(3);
+      ScheduleSpec spec = ScheduleSpec.fixedRate("tick", "a", "x", Duration.ofSeconds(1));
+      assertThat(store.putSchedule(new Schedule(spec, false, Instant.EPOCH, null, 0, 0)))
+          .isPresent();
+      assertThat(store.schedules()).extracting(Schedule::name).containsExactly("tick");
+    }
+    try (Connection c = connect(file())) {
+      assertThat(column(c, "SELECT version FROM schema_version ORDER BY version"))
+          .containsExactly("1", "2");
+    }
+    // Opening again applies nothing twice.
+    SqliteRunStore.open(file()).close();
+    try (Connection c = connect(file())) {
+      assertThat(column(c, "SELECT count(*) FROM schema_version")).containsExactly("2");
     }
   }
 
@@ -92,7 +150,7 @@ class SchemaTest {
     }
     try (SqliteRunStore normal = SqliteRunStore.builder(file())
         .durability(SqliteRunStore.Durability.NORMAL)
-        .busyTimeout(java.time.Duration.ofMillis(1234))
+        .busyTimeout(Duration.ofMillis(1234))
         .build()) {
       assertThat(pragma(normal, "synchronous")).isEqualTo("1"); // NORMAL
       assertThat(pragma(normal, "busy_timeout")).isEqualTo("1234");
@@ -114,7 +172,7 @@ class SchemaTest {
     SqliteRunStore.Builder b = SqliteRunStore.builder(file());
     assertThatThrownBy(() -> b.readPoolSize(0)).isInstanceOf(IllegalArgumentException.class);
     assertThatThrownBy(() -> b.maxBatchSize(0)).isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> b.busyTimeout(java.time.Duration.ofMillis(-1)))
+    assertThatThrownBy(() -> b.busyTimeout(Duration.ofMillis(-1)))
         .isInstanceOf(IllegalArgumentException.class);
     assertThatThrownBy(() -> SqliteRunStore.builder(null)).isInstanceOf(NullPointerException.class);
   }
@@ -151,6 +209,9 @@ class SchemaTest {
       assertThat(plan(c, Sql.EVENTS_OF_RUN)).contains("events_run");
       assertThat(plan(c, Sql.QUERY_AGENT)).contains("runs_agent");
       assertNoFullScan(plan(c, Sql.RUN_BY_IDEMPOTENCY_KEY));
+      // the schedule compare-and-set finds its row by key, never by a scan
+      assertThat(plan(c, Sql.UPDATE_SCHEDULE)).contains("USING PRIMARY KEY");
+      assertThat(plan(c, Sql.SCHEDULE_BY_NAME)).contains("USING PRIMARY KEY");
     }
   }
 
