@@ -1,0 +1,131 @@
+package dev.agentrunner.bench;
+
+import dev.agentrunner.Agent;
+import dev.agentrunner.AgentRunner;
+import dev.agentrunner.RunListener;
+import dev.agentrunner.RunRecord;
+import dev.agentrunner.RunRequest;
+import dev.agentrunner.Usage;
+import dev.agentrunner.memory.InMemoryRunStore;
+import dev.agentrunner.spi.ClaimRequest;
+import dev.agentrunner.spi.Finish;
+import dev.agentrunner.spi.NewRun;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicLong;
+import org.HdrHistogram.Histogram;
+
+/**
+ * Figure 1: runs/s of an {@link AgentRunner} on the in-memory store (submit until the run has
+ * finished) against a raw virtual-thread executor running the same no-op agent, both driven by
+ * the same submitting threads, rounds interleaved. A third side, the in-memory store called
+ * directly, shows how much of the gap is the store's own work rather than the engine's.
+ */
+final class EngineOverhead {
+  static final int SUBMITTERS = 8;
+  private static final Agent NOOP = Load::noop;
+
+  private EngineOverhead() {}
+
+  static void run(Mode mode, Report report) throws Exception {
+    System.err.println("[1] engine overhead, in-memory store: warm-up");
+    engineRound(mode);
+    rawRound(mode);
+    storeAloneRound(mode);
+    double[] engine = new double[mode.rounds()];
+    double[] raw = new double[mode.rounds()];
+    double[] storeAlone = new double[mode.rounds()];
+    Histogram engineLatency = new Histogram(3);
+    Histogram rawLatency = new Histogram(3);
+    for (int r = 0; r < mode.rounds(); r++) {
+      Load.Round e = engineRound(mode);
+      Load.Round x = rawRound(mode);
+      engine[r] = e.perSecond();
+      raw[r] = x.perSecond();
+      engineLatency.add(e.latency());
+      rawLatency.add(x.latency());
+      storeAlone[r] = storeAloneRound(mode).perSecond();
+      System.err.printf("[1] round %d: engine %s, raw %s, store alone %s%n", r + 1,
+          Fmt.rate(engine[r]), Fmt.rate(raw[r]), Fmt.rate(storeAlone[r]));
+    }
+    double ratio = Fmt.pairedRatio(engine, raw);
+    report.row("1", "engine overhead: in-memory store, no-op agent, " + SUBMITTERS
+            + " submitters, runs/s (median of " + mode.rounds() + " interleaved rounds)",
+        Fmt.rateWithSpread(engine), "raw virtual-thread executor " + Fmt.rateWithSpread(raw),
+        Fmt.ratio(ratio), "≥ 0.50", Report.atLeast(ratio, 0.5));
+    report.row("1c", "info: the in-memory store alone, the engine's 3 calls per run (insert,"
+            + " claim in batches of 256, finish), 1 thread, no engine, no threads started",
+        "store alone " + Fmt.rateWithSpread(storeAlone),
+        "raw virtual-thread executor " + Fmt.rateWithSpread(raw),
+        Fmt.ratio(Fmt.pairedRatio(storeAlone, raw)), "–", Report.Verdict.INFO);
+    report.note(String.format(java.util.Locale.ROOT, "1: the engine reaches %.2f of the rate of"
+        + " its in-memory store called directly (1c); the store's own cost caps figure 1 at"
+        + " about %.2f", Fmt.pairedRatio(engine, storeAlone), Fmt.pairedRatio(storeAlone, raw)));
+    report.latency("1", "engine: submit → finished (closed-loop burst)", engineLatency);
+    report.latency("1", "raw executor: submit → finished (closed-loop burst)", rawLatency);
+  }
+
+  static Load.Round engineRound(Mode mode) throws Exception {
+    Load.Finishes finishes = new Load.Finishes();
+    RunListener listener = new RunListener() {
+      @Override
+      public void onFinished(RunRecord run) {
+        finishes.finished(run.input());
+      }
+    };
+    // The runner's defaults (256 concurrent runs, in-memory store it owns and closes).
+    try (AgentRunner runner = AgentRunner.builder().agent("noop", NOOP).listener(listener)
+        .build()) {
+      return Load.closedLoop(SUBMITTERS, mode.engineRound(), finishes,
+          t0 -> runner.submit(RunRequest.of("noop", Long.toString(t0))));
+    }
+  }
+
+  /**
+   * The store's share of the engine's work, without the engine: the same insert, claim and
+   * finish calls per run, on one thread, claims in batches as large as the runner's default
+   * concurrency.
+   */
+  static Load.Round storeAloneRound(Mode mode) {
+    int batch = 256;
+    ClaimRequest claim = new ClaimRequest("store-alone", Map.of("noop", batch), batch,
+        Duration.ofSeconds(30));
+    NewRun run = NewRun.of(RunRequest.of("noop", "x"));
+    try (InMemoryRunStore store = InMemoryRunStore.create()) {
+      long start = System.nanoTime();
+      long end = start + mode.engineRound().toNanos();
+      long runs = 0;
+      while (System.nanoTime() - end < 0) {
+        for (int i = 0; i < batch; i++) {
+          store.insert(run);
+        }
+        for (RunRecord r : store.claim(claim)) {
+          store.finish(Finish.succeeded(r.id(), r.attempt(), r.owner(), "", Usage.ZERO));
+          runs++;
+        }
+      }
+      return new Load.Round(runs, System.nanoTime() - start, new Histogram(3));
+    }
+  }
+
+  static Load.Round rawRound(Mode mode) throws Exception {
+    Load.Finishes finishes = new Load.Finishes();
+    AtomicLong ids = new AtomicLong();
+    try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor()) {
+      return Load.closedLoop(SUBMITTERS, mode.engineRound(), finishes, t0 -> {
+        String input = Long.toString(t0);
+        long id = ids.incrementAndGet();
+        executor.execute(() -> {
+          try {
+            NOOP.execute(new Load.BareContext(id, "noop", input));
+          } catch (Exception e) {
+            throw new IllegalStateException(e);
+          }
+          finishes.finished(input);
+        });
+      });
+    }
+  }
+}

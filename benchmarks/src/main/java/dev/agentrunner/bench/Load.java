@@ -1,0 +1,161 @@
+package dev.agentrunner.bench;
+
+import dev.agentrunner.AgentContext;
+import dev.agentrunner.AgentResult;
+import dev.agentrunner.Usage;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.LockSupport;
+import org.HdrHistogram.Histogram;
+import org.HdrHistogram.Recorder;
+
+/**
+ * The closed-loop load both sides of a throughput figure share: N submitting platform threads
+ * that submit as fast as they can for a fixed window, with at most {@link #IN_FLIGHT} runs
+ * submitted but not yet finished (a submitter waits for a finish beyond that), then a wait until
+ * every submitted run has finished. The bound makes a round measure the sustained rate rather
+ * than how fast an ever-growing backlog drains, and keeps latencies meaningful (Little's law).
+ * Each run's input is the {@link System#nanoTime()} of its submit, so whoever sees the run
+ * finish can record its submit-to-finish latency without a map.
+ */
+final class Load {
+  /** Runs in flight at most: four times the runner's default concurrency, so it never idles. */
+  static final int IN_FLIGHT = 1024;
+
+  private Load() {}
+
+  /** Submits one run whose input is {@code submitNanos}. */
+  @FunctionalInterface
+  interface Submitter {
+    void submit(long submitNanos) throws Exception;
+  }
+
+  /** One measured round: how many runs finished, over how long, and their latencies. */
+  record Round(long runs, long nanos, Histogram latency) {
+    double perSecond() {
+      return runs * 1e9 / nanos;
+    }
+  }
+
+  /** Counts finished runs and records their latency; shared by the finisher and the waiter. */
+  static final class Finishes {
+    private final LongAdder finished = new LongAdder();
+    private final Recorder latency = new Recorder(3);
+    private final Semaphore inFlight = new Semaphore(IN_FLIGHT);
+
+    /** Called once per finished run with the run's input (its submit time). */
+    void finished(String input) {
+      latency.recordValue(Math.max(0, System.nanoTime() - Long.parseLong(input)));
+      finished.increment();
+      inFlight.release();
+    }
+
+    long count() {
+      return finished.sum();
+    }
+
+    /**
+     * Waits until {@code expected} runs finished. Polls every 200 µs: a round lasts seconds, so
+     * the poll adds at most 0.01% to it, and nothing in the measured path has to signal.
+     */
+    void await(long expected, Duration timeout) {
+      long deadline = System.nanoTime() + timeout.toNanos();
+      while (finished.sum() < expected) {
+        if (System.nanoTime() - deadline > 0) {
+          throw new IllegalStateException("only " + finished.sum() + " of " + expected
+              + " runs finished within " + timeout);
+        }
+        LockSupport.parkNanos(200_000);
+      }
+    }
+
+    Histogram histogram() {
+      return latency.getIntervalHistogram();
+    }
+  }
+
+  /**
+   * Runs {@code threads} submitters for {@code window}, then waits for every run to finish.
+   *
+   * @return the round, timed from the first submit to the last finish
+   */
+  static Round closedLoop(int threads, Duration window, Finishes finishes, Submitter submitter)
+      throws InterruptedException {
+    AtomicLong submitted = new AtomicLong();
+    CountDownLatch go = new CountDownLatch(1);
+    long[] start = new long[1];
+    List<Thread> workers = new ArrayList<>();
+    Throwable[] failure = new Throwable[1];
+    long windowNanos = window.toNanos();
+    for (int t = 0; t < threads; t++) {
+      workers.add(Thread.ofPlatform().name("submitter-" + t).start(() -> {
+        try {
+          go.await();
+          long end = start[0] + windowNanos;
+          long mine = 0;
+          long now;
+          while ((now = System.nanoTime()) - end < 0) {
+            finishes.inFlight.acquire();
+            submitter.submit(System.nanoTime());
+            mine++;
+          }
+          submitted.addAndGet(mine);
+        } catch (Throwable e) {
+          failure[0] = e;
+        }
+      }));
+    }
+    start[0] = System.nanoTime();
+    go.countDown();
+    for (Thread w : workers) {
+      w.join();
+    }
+    if (failure[0] != null) {
+      throw new IllegalStateException("a submitter failed", failure[0]);
+    }
+    finishes.await(submitted.get(), Duration.ofMinutes(5));
+    long nanos = System.nanoTime() - start[0];
+    return new Round(submitted.get(), nanos, finishes.histogram());
+  }
+
+  /** The minimal context a raw baseline hands the same agent: no store, no events. */
+  record BareContext(long runId, String agent, String input) implements AgentContext {
+    @Override
+    public int attempt() {
+      return 1;
+    }
+
+    @Override
+    public Optional<String> serialKey() {
+      return Optional.empty();
+    }
+
+    @Override
+    public Optional<Instant> deadline() {
+      return Optional.empty();
+    }
+
+    @Override
+    public boolean isCancelled() {
+      return false;
+    }
+
+    @Override
+    public void emit(String type, String data) {}
+
+    @Override
+    public void reportUsage(Usage usage) {}
+  }
+
+  /** The no-op agent every throughput figure runs: all the cost is the runner's. */
+  static AgentResult noop(AgentContext ctx) {
+    return AgentResult.of("");
+  }
+}

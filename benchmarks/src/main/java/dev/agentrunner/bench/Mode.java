@@ -1,0 +1,31 @@
+package dev.agentrunner.bench;
+
+import java.time.Duration;
+
+/**
+ * How long each part of the harness runs. Quick mode keeps the whole harness under five minutes
+ * on a 2-core machine; full mode runs more and longer rounds for steadier medians.
+ *
+ * @param name "quick" or "full"
+ * @param rounds how many times each subject/baseline pair is measured, interleaved
+ * @param engineRound the submit window of one in-memory engine or raw executor round
+ * @param sqliteRound the submit window of one SQLite engine round, and the length of a naive or
+ *     ceiling round
+ * @param latencyWarmup offered load before the latency histogram starts recording
+ * @param latencyMeasure how long the recorded offered load lasts
+ * @param scaleRuns how many concurrent sleeping runs the scale figure starts
+ * @param jmhIterations measurement iterations per JMH benchmark (one fork, 1 s each)
+ */
+record Mode(String name, int rounds, Duration engineRound, Duration sqliteRound,
+    Duration latencyWarmup, Duration latencyMeasure, int scaleRuns, int jmhIterations) {
+
+  static Mode quick() {
+    return new Mode("quick", 5, Duration.ofSeconds(1), Duration.ofMillis(1500),
+        Duration.ofSeconds(2), Duration.ofSeconds(10), 100_000, 3);
+  }
+
+  static Mode full() {
+    return new Mode("full", 9, Duration.ofSeconds(4), Duration.ofSeconds(6),
+        Duration.ofSeconds(10), Duration.ofSeconds(60), 100_000, 10);
+  }
+}
