@@ -78,6 +78,8 @@ public final class Engine implements AgentRunner {
   private final ScheduleService schedules;
   private final ScheduledExecutorService timers;
   private final Thread dispatcher;
+  /** The store's wake-up subscription, closed with the runner. */
+  private volatile AutoCloseable remoteWork = () -> { };
 
   private final ReentrantReadWriteLock submitGate = new ReentrantReadWriteLock();
   private volatile State state = State.OPEN;
@@ -125,7 +127,7 @@ public final class Engine implements AgentRunner {
     Engine engine = new Engine(Objects.requireNonNull(config, "config"));
     long beat = Math.max(1, config.leaseDuration().toMillis() / 3);
     engine.timers.scheduleWithFixedDelay(engine::heartbeat, beat, beat, TimeUnit.MILLISECONDS);
-    engine.store.onRemoteWork(engine::wakeDispatcher);
+    engine.remoteWork = engine.store.onRemoteWork(engine::wakeDispatcher);
     engine.dispatcher.start();
     return engine;
   }
@@ -331,6 +333,11 @@ public final class Engine implements AgentRunner {
         awaitDrained(config.abandonAfter().plusSeconds(1));
       }
       retryUnfinished();
+      try {
+        remoteWork.close();
+      } catch (Exception e) {
+        log.debug("closing the store's wake-up subscription failed", e);
+      }
       timers.shutdownNow();
       completions.closeAll(store);
     } finally {

@@ -486,8 +486,7 @@ public final class InMemoryRunStore implements RunStore {
   /** Replaces {@code before} (null for a new run) with {@code after} in every index. */
   private void apply(RunRecord before, RunRecord after) {
     if (before != null) {
-      runs.remove(before.id());
-      queued.remove(before);
+      queued.remove(before); // runs needs no removal: the put below replaces the same id
       running.remove(before.id());
       unindexSerialKey(before);
       stats.put(before.agent(), adjust(stats.get(before.agent()), before.status(), -1));

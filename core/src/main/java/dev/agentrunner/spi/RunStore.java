@@ -197,9 +197,13 @@ public interface RunStore extends AutoCloseable {
    * them without waiting for its next poll. Stores without such a channel keep the default,
    * which does nothing: runners then find remote work by polling. {@code wakeUp} is cheap and
    * thread-safe; a store may call it spuriously.
+   *
+   * @return a handle whose {@code close()} stops the calls (a runner closes it when it stops,
+   *     so a store that outlives the runner does not keep it reachable)
    */
-  default void onRemoteWork(Runnable wakeUp) {
+  default AutoCloseable onRemoteWork(Runnable wakeUp) {
     java.util.Objects.requireNonNull(wakeUp, "wakeUp");
+    return () -> { };
   }
 
   /**

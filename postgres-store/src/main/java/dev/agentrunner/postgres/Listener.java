@@ -69,6 +69,11 @@ final class Listener implements AutoCloseable {
     }
   }
 
+  /** Stops calling {@code wakeUp} (its runner closed); the connection stays for the others. */
+  void remove(Runnable wakeUp) {
+    wakeUps.remove(wakeUp);
+  }
+
   /** The server process id of the current listening connection, 0 while not connected. */
   int backendPid() {
     return backendPid;

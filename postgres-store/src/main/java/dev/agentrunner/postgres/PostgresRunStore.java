@@ -721,10 +721,11 @@ public final class PostgresRunStore implements RunStore {
    * of that connection, since notifications sent meanwhile are lost.
    */
   @Override
-  public void onRemoteWork(Runnable wakeUp) {
+  public AutoCloseable onRemoteWork(Runnable wakeUp) {
     Objects.requireNonNull(wakeUp, "wakeUp");
     ensureOpen();
     listener.add(wakeUp);
+    return () -> listener.remove(wakeUp);
   }
 
   /**

@@ -51,6 +51,16 @@ class RemoteWorkTest {
   }
 
   @Test
+  void aClosedSubscriptionIsNotCalledAgain() throws Exception {
+    Semaphore closedOnes = new Semaphore(0);
+    AutoCloseable subscription = listening.onRemoteWork(closedOnes::release);
+    subscription.close();
+    other.insert(NewRun.of(RunRequest.of("a", "theirs")));
+    assertThat(wakeUps.tryAcquire(5, TimeUnit.SECONDS)).as("the open one is woken").isTrue();
+    assertThat(closedOnes.availablePermits()).as("the closed one is not").isZero();
+  }
+
+  @Test
   void anotherNodesSubmitWakesTheListenerButItsOwnDoesNot() throws Exception {
     listening.insert(NewRun.of(RunRequest.of("a", "mine")));
     assertThat(wakeUps.tryAcquire(500, TimeUnit.MILLISECONDS))

@@ -489,6 +489,9 @@ public final class SqliteRunStore implements RunStore {
     SQLiteConfig config = new SQLiteConfig();
     // Set at open, so that even the first statement waits for another process's lock.
     config.setBusyTimeout((int) b.busyTimeout.toMillis());
+    // Ids come from RETURNING; the driver's generated-keys emulation would add a regex match
+    // and a "SELECT last_insert_rowid()" after every insert (7% of the writer's time, profiled).
+    config.setGetGeneratedKeys(false);
     return config;
   }
 

@@ -196,8 +196,8 @@ public final class ScheduleWorkerMain {
     }
 
     @Override
-    public void onRemoteWork(Runnable wakeUp) {
-      store.onRemoteWork(wakeUp);
+    public AutoCloseable onRemoteWork(Runnable wakeUp) {
+      return store.onRemoteWork(wakeUp);
     }
 
     @Override
