@@ -123,6 +123,20 @@ public record RunQuery(
         .encodeToString((CURSOR_PREFIX + lastId).getBytes(StandardCharsets.US_ASCII));
   }
 
+  /**
+   * For store implementations: the page made of {@code fetched}, the matching runs below the
+   * cursor, newest first, as many as {@code limit() + 1}. Fetching one more than a page tells
+   * whether another page follows without a second query.
+   */
+  public Page<RunRecord> toPage(java.util.List<RunRecord> fetched) {
+    if (fetched.size() <= limit) {
+      return new Page<>(fetched, java.util.Optional.empty());
+    }
+    java.util.List<RunRecord> items = fetched.subList(0, limit);
+    return new Page<>(items,
+        java.util.Optional.of(cursorAfter(items.get(items.size() - 1).id())));
+  }
+
   private static long decodeCursor(String cursor) {
     try {
       String text = new String(Base64.getUrlDecoder().decode(cursor), StandardCharsets.US_ASCII);

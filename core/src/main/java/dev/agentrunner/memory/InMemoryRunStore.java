@@ -358,22 +358,16 @@ public final class InMemoryRunStore implements RunStore {
       NavigableMap<Long, RunRecord> range = query.beforeId().isPresent()
           ? runs.headMap(query.beforeId().getAsLong(), false)
           : runs;
-      List<RunRecord> items = new ArrayList<>(query.limit());
-      boolean more = false;
+      List<RunRecord> fetched = new ArrayList<>(query.limit() + 1);
       for (RunRecord run : range.descendingMap().values()) {
-        if (!query.matches(run)) {
-          continue;
+        if (query.matches(run)) {
+          fetched.add(run);
+          if (fetched.size() > query.limit()) {
+            break;
+          }
         }
-        if (items.size() == query.limit()) {
-          more = true;
-          break;
-        }
-        items.add(run);
       }
-      Optional<String> next = more
-          ? Optional.of(RunQuery.cursorAfter(items.get(items.size() - 1).id()))
-          : Optional.empty();
-      return new Page<>(items, next);
+      return query.toPage(fetched);
     });
   }
 

@@ -298,13 +298,7 @@ public final class SqliteRunStore implements RunStore {
         i = bindStatuses(ps, i, query);
         // one more than a page tells whether another page follows
         ps.setInt(i, query.limit() + 1);
-        List<RunRecord> rows = Rows.runs(ps);
-        if (rows.size() <= query.limit()) {
-          return new Page<>(rows, Optional.empty());
-        }
-        List<RunRecord> items = rows.subList(0, query.limit());
-        return new Page<>(items,
-            Optional.of(RunQuery.cursorAfter(items.get(items.size() - 1).id())));
+        return query.toPage(Rows.runs(ps));
       }
     });
   }
