@@ -88,7 +88,7 @@ public final class InMemoryRunStore implements RunStore {
     return locked(() -> {
       String key = run.request().idempotencyKey();
       if (key != null && idempotencyKeys.containsKey(key)) {
-        return runs.get(idempotencyKeys.get(key));
+        return run.requireSameRequest(runs.get(idempotencyKeys.get(key)));
       }
       String serialKey = run.request().serialKey();
       if (serialKey != null && run.request().serialKeyPolicy() == SerialKeyPolicy.REJECT) {

@@ -1,5 +1,7 @@
 package dev.agentrunner.spi;
 
+import dev.agentrunner.IdempotencyConflictException;
+import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
 import java.time.Instant;
 import java.util.Objects;
@@ -26,6 +28,25 @@ public record NewRun(RunRequest request, int maxAttempts) {
   /** A run with one attempt. */
   public static NewRun of(RunRequest request) {
     return new NewRun(request, 1);
+  }
+
+  /**
+   * For stores: returns {@code stored}, the run an insert of this request wrote or found under
+   * its idempotency key, after checking that a found run was submitted for the same agent and
+   * input.
+   *
+   * @throws IdempotencyConflictException if the key holds a run of another request
+   */
+  public RunRecord requireSameRequest(RunRecord stored) {
+    if (!stored.agent().equals(request.agent())) {
+      throw new IdempotencyConflictException(request.idempotencyKey(), stored.id(),
+          "agent \"" + stored.agent() + "\", not \"" + request.agent() + "\"");
+    }
+    if (!stored.input().equals(request.input())) {
+      throw new IdempotencyConflictException(request.idempotencyKey(), stored.id(),
+          "another input");
+    }
+    return stored;
   }
 
   /** Shorthand for {@code request().agent()}. */

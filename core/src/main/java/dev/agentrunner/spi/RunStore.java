@@ -40,7 +40,9 @@ public interface RunStore extends AutoCloseable {
   /**
    * Stores a new QUEUED run and returns it as stored, with the id the insert produced and a
    * {@code queued} event. If the request has an idempotency key that is already stored, nothing
-   * is written and the stored run is returned. If the request has a serial key with the policy
+   * is written and the stored run is returned, provided it was submitted for the same agent and
+   * input; otherwise an {@link dev.agentrunner.IdempotencyConflictException} is thrown
+   * ({@link NewRun#requireSameRequest} does that check). If the request has a serial key with the policy
    * {@link dev.agentrunner.SerialKeyPolicy#REJECT} and a run of that key is QUEUED or RUNNING,
    * nothing is written and a {@link dev.agentrunner.SerialKeyBusyException} names the oldest
    * such run; the check and the insert are one atomic step.

@@ -176,13 +176,13 @@ public final class PostgresRunStore implements RunStore {
         notifier.signal(); // committed: other nodes may claim it now
       }
       if (stored.single() != null) {
-        return stored.single();
+        return run.requireSameRequest(stored.single());
       }
       // The idempotency key is taken. A new statement has a new snapshot, which sees the row
       // that won the conflict even if it committed after the insert's snapshot was taken.
       RunRecord existing = db.autocommit(what, true, c -> runByIdempotencyKey(c, key));
       if (existing != null) {
-        return existing;
+        return run.requireSameRequest(existing);
       }
       if (attempt >= Db.RETRIES) {
         throw failures.problem(what + " failed: idempotency key \"" + key

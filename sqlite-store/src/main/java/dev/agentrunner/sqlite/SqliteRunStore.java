@@ -148,8 +148,8 @@ public final class SqliteRunStore implements RunStore {
   public RunRecord insert(NewRun run) {
     Objects.requireNonNull(run, "run");
     ensureOpen();
-    return writer.submit("insert of a run of agent \"" + run.agent() + "\"",
-        tx -> writes.insert(tx, run));
+    return run.requireSameRequest(writer.submit(
+        "insert of a run of agent \"" + run.agent() + "\"", tx -> writes.insert(tx, run)));
   }
 
   @Override

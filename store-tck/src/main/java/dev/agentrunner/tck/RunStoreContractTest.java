@@ -11,6 +11,7 @@ import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
 import dev.agentrunner.RunStats;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.IdempotencyConflictException;
 import dev.agentrunner.MissedFirePolicy;
 import dev.agentrunner.ScheduleSpec;
 import dev.agentrunner.Schedule;
@@ -237,10 +238,11 @@ public abstract class RunStoreContractTest {
     Snapshot before = snapshot();
     clock.advance(Duration.ofSeconds(1));
 
-    RunRecord second = insert(RunRequest.of(ALPHA, "second").withIdempotencyKey("once"));
+    // The same request again (a client retrying), with a priority that must not be applied.
+    RunRecord second = insert(RunRequest.of(ALPHA, "first").withIdempotencyKey("once")
+        .withPriority(9));
 
-    assertThat(second.id()).isEqualTo(first.id());
-    assertThat(second.input()).isEqualTo("first");
+    assertThat(second).isEqualTo(first);
     assertThat(snapshot()).isEqualTo(before);
     // Another key is another run.
     assertThat(insert(RunRequest.of(ALPHA, "x").withIdempotencyKey("twice")).id())
@@ -254,14 +256,36 @@ public abstract class RunStoreContractTest {
     int rounds = 5;
     for (int round = 0; round < rounds; round++) {
       String key = "key-" + round;
+      String input = "{\"order\":" + round + "}";
       List<Long> ids = inParallel(32, t ->
-          store.insert(NewRun.of(RunRequest.of(ALPHA, "caller-" + t).withIdempotencyKey(key)))
-              .id());
+          store.insert(NewRun.of(RunRequest.of(ALPHA, input).withIdempotencyKey(key))).id());
       assertThat(Set.copyOf(ids)).as("ids returned for %s", key).hasSize(1);
+      assertThat(current(ids.get(0)).input()).isEqualTo(input);
       assertThat(eventTypes(ids.get(0))).as("events of the one run").containsExactly("queued");
     }
     assertThat(scan(RunQuery.all())).hasSize(rounds);
     assertThat(store.stats().total().total()).isEqualTo(rounds);
+  }
+
+  @Test
+  @DisplayName("reusing an idempotency key for another agent or input is refused and writes nothing")
+  void anIdempotencyKeyReusedForAnotherRequestIsRefused() throws Exception {
+    RunRecord first = insert(RunRequest.of(ALPHA, "{\"order\":1}").withIdempotencyKey("k"));
+    Snapshot before = snapshot();
+    assertThatThrownBy(() -> insert(RunRequest.of(ALPHA, "{\"order\":2}")
+        .withIdempotencyKey("k")))
+        .isInstanceOfSatisfying(IdempotencyConflictException.class, e -> {
+          assertThat(e.storedRunId()).isEqualTo(first.id());
+          assertThat(e.idempotencyKey()).isEqualTo("k");
+        })
+        .hasMessageContaining("another input");
+    assertThatThrownBy(() -> insert(RunRequest.of(BETA, "{\"order\":1}")
+        .withIdempotencyKey("k")))
+        .isInstanceOf(IdempotencyConflictException.class)
+        .hasMessageContaining("agent \"" + ALPHA + "\"");
+    assertThat(snapshot()).isEqualTo(before);
+    assertThat(insert(RunRequest.of(ALPHA, "{\"order\":1}").withIdempotencyKey("k")).id())
+        .as("the same request again").isEqualTo(first.id());
   }
 
   // ---------------------------------------------------------------- claim (I2)

@@ -11,6 +11,7 @@ import dev.agentrunner.AgentRunnerBuilder;
 import dev.agentrunner.AgentSpec;
 import dev.agentrunner.AgentStats;
 import dev.agentrunner.Health;
+import dev.agentrunner.IdempotencyConflictException;
 import dev.agentrunner.Page;
 import dev.agentrunner.RunHandle;
 import dev.agentrunner.RunQuery;
@@ -286,6 +287,9 @@ public final class AgentService implements AutoCloseable {
       case UnknownAgentException u -> Problem.notFound(u.getMessage());
       case SerialKeyBusyException busy -> Problem.conflict(busy.getMessage())
           .with("active_run_id", busy.activeRunId());
+      // The store refuses a key reused for another request, atomically with the insert.
+      case IdempotencyConflictException reused -> Problem.conflict(reused.getMessage())
+          .with("run_id", reused.storedRunId());
       case RunnerClosedException c ->
           Problem.unavailable("the service is shutting down").header("Retry-After", "5");
       case StoreException s -> Problem.unavailable("the run store is unavailable: "
@@ -355,7 +359,7 @@ public final class AgentService implements AutoCloseable {
     checkInputSize(input);
     RunRequest request = withIdempotencyKey(RunRequest.of(agent, input), ex);
     RunHandle handle = runner.submit(request);
-    RunRecord run = checkReplay(handle.current(), request);
+    RunRecord run = handle.current();
     ObjectNode out = Json.object();
     out.put("run_id", run.id());
     out.put("status", run.status().name());
@@ -393,7 +397,7 @@ public final class AgentService implements AutoCloseable {
           .with("conversation_id", conversation)
           .with("active_run_id", busy.activeRunId());
     }
-    RunRecord run = checkReplay(handle.current(), request);
+    RunRecord run = handle.current();
     RunRecord done = run.isTerminal() ? run : awaitEnd(handle, wait);
     if (done != null) {
       return Response.json(200, Json.run(done));
@@ -556,20 +560,6 @@ public final class AgentService implements AutoCloseable {
       throw Problem.badRequest("the Idempotency-Key header is empty");
     }
     return request.withIdempotencyKey(key.strip());
-  }
-
-  /**
-   * A repeated idempotency key returns the run stored first; if that run was for another agent
-   * or input, the key is being reused by mistake and the caller must hear so.
-   */
-  private static RunRecord checkReplay(RunRecord run, RunRequest request) {
-    if (request.idempotencyKey() != null
-        && (!run.agent().equals(request.agent()) || !run.input().equals(request.input()))) {
-      throw Problem.conflict("Idempotency-Key \"" + request.idempotencyKey()
-          + "\" was already used by run " + run.id() + " for another request")
-          .with("run_id", run.id());
-    }
-    return run;
   }
 
   private void checkInputSize(String input) {
