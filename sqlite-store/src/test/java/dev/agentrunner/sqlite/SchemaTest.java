@@ -3,6 +3,7 @@ package dev.agentrunner.sqlite;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.agentrunner.IdempotencyConflictException;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
 import dev.agentrunner.RunStatus;
@@ -102,8 +103,11 @@ class SchemaTest {
       assertThat(store.stats().total().total()).isEqualTo(3);
       assertThat(store.stats().agent("a").succeeded()).isEqualTo(1);
       // The migrated file keeps its unique keys and its ids, and stores schedules.
-      assertThat(store.insert(NewRun.of(RunRequest.of("a", "again").withIdempotencyKey("k1")))
+      assertThat(store.insert(NewRun.of(RunRequest.of("a", "one").withIdempotencyKey("k1")))
           .id()).isEqualTo(1);
+      assertThatThrownBy(() -> store.insert(
+          NewRun.of(RunRequest.of("a", "again").withIdempotencyKey("k1"))))
+          .isInstanceOf(IdempotencyConflictException.class);
       // (ids go on after the old ones; a key conflict may use up a number, as before)
       assertThat(store.insert(NewRun.of(RunRequest.of("a", "four"))).id()).isGreaterThan(3);
       ScheduleSpec spec = ScheduleSpec.fixedRate("tick", "a", "x", Duration.ofSeconds(1));

@@ -51,6 +51,16 @@ class SerialKeyAcrossProcessesTest {
             dir.resolve("worker-" + w + ".out"),
             db.toString(), "worker-" + w, locks.toString(), orderLog.toString()));
       }
+      // Submit only once every worker polls, so that a slow JVM start cannot leave all the
+      // work to one process (the test is about several processes sharing keys).
+      for (int w = 0; w < WORKERS; w++) {
+        Path out = dir.resolve("worker-" + w + ".out");
+        long readyBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (!(Files.exists(out) && Files.readString(out).contains("ready worker-" + w))) {
+          assertThat(System.nanoTime()).as("worker-%d started within 60 s", w).isLessThan(readyBy);
+          Thread.sleep(20); // another process's start-up: nothing to await in this JVM
+        }
+      }
       for (int m = 0; m < PER_KEY; m++) {
         for (int k = 0; k < KEYS; k++) {
           store.insert(NewRun.of(RunRequest.of("chat", "message " + m).withSerialKey("conv" + k)));

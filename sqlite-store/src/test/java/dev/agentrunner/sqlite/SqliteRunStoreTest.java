@@ -98,7 +98,7 @@ class SqliteRunStoreTest {
   @Test
   void duplicateIdempotencyKeyReturnsTheStoredRunAndWritesNothing() {
     RunRecord first = store.insert(NewRun.of(RunRequest.of("a", "one").withIdempotencyKey("k1")));
-    RunRecord again = store.insert(NewRun.of(RunRequest.of("a", "two").withIdempotencyKey("k1")));
+    RunRecord again = store.insert(NewRun.of(RunRequest.of("a", "one").withIdempotencyKey("k1")));
     assertThat(again).isEqualTo(first);
     assertThat(store.events(first.id())).hasSize(1);
     assertThat(store.stats().agent("a").queued()).isEqualTo(1);
