@@ -1,5 +1,6 @@
 package dev.agentrunner.internal;
 
+import dev.agentrunner.IdempotencyConflictException;
 import dev.agentrunner.MissedFirePolicy;
 import dev.agentrunner.RunHandle;
 import dev.agentrunner.RunRecord;
@@ -139,8 +140,13 @@ public final class ScheduleService implements Schedules {
     } else {
       RunRequest request = RunRequest.of(spec.agent(), spec.input())
           .withIdempotencyKey(Schedule.runKey(s.name(), fireAt));
-      RunRecord run = engine.enqueue(request);
-      runId = run.id();
+      try {
+        runId = engine.enqueue(request).id();
+      } catch (IdempotencyConflictException alreadyFired) {
+        // This fire time has its run, enqueued before an update changed the input and won the
+        // compare-and-set: the fire time is done, whatever the input now says.
+        runId = alreadyFired.storedRunId();
+      }
       lastFire = fireAt;
     }
     // On time (or a little late): the very next fire time, even if it is due already, so no

@@ -86,6 +86,30 @@ class ScheduleServiceTest {
     assertThat(runsOf("tick")).hasSize(1);
   }
 
+  /**
+   * Found by the jcstress harness ScheduleFireUpdateTest: a fire enqueues the run for T, then an
+   * update of the input wins the compare-and-set, so the stored schedule still says "T is next".
+   * Firing again must see T as done (its run exists), not fail on the changed input.
+   */
+  @Test
+  void aFireTimeWhoseRunExistsUnderAnOlderInputIsDoneNotAConflict() {
+    schedules.upsert(ScheduleSpec.fixedRate("tick", "report", "old", Duration.ofMinutes(1)));
+    Schedule beforeFire = schedules.get("tick").orElseThrow();
+    clock.set(T0.plusSeconds(61));
+    schedules.fireDue(clock.instant());
+    // The update computed from the pre-fire state and won: T is next again, with a new input.
+    Schedule fired = schedules.get("tick").orElseThrow();
+    store.putSchedule(new Schedule(beforeFire.spec().withInput("new"), false,
+        beforeFire.nextFireAt(), null, 0, fired.version()));
+
+    assertThat(schedules.fireDue(clock.instant())).isEqualTo(T0.plusSeconds(120));
+    assertThat(runsOf("tick")).singleElement()
+        .satisfies(r -> assertThat(r.input()).isEqualTo("old"));
+    Schedule after = schedules.get("tick").orElseThrow();
+    assertThat(after.lastFireAt()).isEqualTo(T0.plusSeconds(60));
+    assertThat(after.spec().input()).isEqualTo("new");
+  }
+
   @Test
   void missedFireTimesRunOnceOrAreSkipped() {
     schedules.upsert(ScheduleSpec.fixedRate("once", "report", "x", Duration.ofMinutes(1)));
