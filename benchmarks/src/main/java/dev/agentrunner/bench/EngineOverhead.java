@@ -119,7 +119,7 @@ final class EngineOverhead {
         long id = ids.incrementAndGet();
         executor.execute(() -> {
           try {
-            NOOP.execute(new Load.BareContext(id, "noop", input));
+            NOOP.execute(new BareContext(id, "noop", input));
           } catch (Exception e) {
             throw new IllegalStateException(e);
           }

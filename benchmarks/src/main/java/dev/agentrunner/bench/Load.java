@@ -2,12 +2,9 @@ package dev.agentrunner.bench;
 
 import dev.agentrunner.AgentContext;
 import dev.agentrunner.AgentResult;
-import dev.agentrunner.Usage;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
@@ -125,34 +122,6 @@ final class Load {
     return new Round(submitted.get(), nanos, finishes.histogram());
   }
 
-  /** The minimal context a raw baseline hands the same agent: no store, no events. */
-  record BareContext(long runId, String agent, String input) implements AgentContext {
-    @Override
-    public int attempt() {
-      return 1;
-    }
-
-    @Override
-    public Optional<String> serialKey() {
-      return Optional.empty();
-    }
-
-    @Override
-    public Optional<Instant> deadline() {
-      return Optional.empty();
-    }
-
-    @Override
-    public boolean isCancelled() {
-      return false;
-    }
-
-    @Override
-    public void emit(String type, String data) {}
-
-    @Override
-    public void reportUsage(Usage usage) {}
-  }
 
   /** The no-op agent every throughput figure runs: all the cost is the runner's. */
   static AgentResult noop(AgentContext ctx) {

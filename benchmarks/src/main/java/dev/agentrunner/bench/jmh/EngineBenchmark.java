@@ -2,14 +2,12 @@ package dev.agentrunner.bench.jmh;
 
 import dev.agentrunner.AgentContext;
 import dev.agentrunner.AgentResult;
+import dev.agentrunner.bench.BareContext;
 import dev.agentrunner.AgentRunner;
 import dev.agentrunner.RunListener;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
-import dev.agentrunner.Usage;
 import java.time.Duration;
-import java.time.Instant;
-import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -107,7 +105,7 @@ public class EngineBenchmark {
     for (int i = 0; i < BATCH; i++) {
       long id = i;
       executor.execute(() -> {
-        noop(new Bare(id));
+        noop(new BareContext(id, "noop", "x"));
         latch.countDown();
       });
     }
@@ -127,45 +125,7 @@ public class EngineBenchmark {
   @BenchmarkMode(Mode.SampleTime)
   @OutputTimeUnit(TimeUnit.MICROSECONDS)
   public AgentResult rawSingle() throws Exception {
-    return executor.submit(() -> noop(new Bare(1))).get();
+    return executor.submit(() -> noop(new BareContext(1, "noop", "x"))).get();
   }
 
-  /** The context the raw side passes: no store behind it. */
-  private record Bare(long runId) implements AgentContext {
-    @Override
-    public String agent() {
-      return "noop";
-    }
-
-    @Override
-    public String input() {
-      return "x";
-    }
-
-    @Override
-    public int attempt() {
-      return 1;
-    }
-
-    @Override
-    public Optional<String> serialKey() {
-      return Optional.empty();
-    }
-
-    @Override
-    public Optional<Instant> deadline() {
-      return Optional.empty();
-    }
-
-    @Override
-    public boolean isCancelled() {
-      return false;
-    }
-
-    @Override
-    public void emit(String type, String data) {}
-
-    @Override
-    public void reportUsage(Usage usage) {}
-  }
 }
