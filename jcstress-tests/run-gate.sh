@@ -35,12 +35,14 @@ required=(
   dev.agentrunner.jcstress.SubmitCloseRaceTest
   dev.agentrunner.jcstress.ScheduleFireUpdateTest
   dev.agentrunner.jcstress.ScheduleDoubleFireTest
+  dev.agentrunner.jcstress.PermitsRaceTest
   dev.agentrunner.jcstress.twins.MaxIdReadBackTwinTest
   dev.agentrunner.jcstress.twins.UnconditionalClaimTwinTest
   dev.agentrunner.jcstress.twins.NullLockSerialGateTwinTest
   dev.agentrunner.jcstress.twins.PlainFieldsAgentStatsTwinTest
   dev.agentrunner.jcstress.twins.NullLockFireUpdateTwinTest
   dev.agentrunner.jcstress.twins.NullLockDoubleFireTwinTest
+  dev.agentrunner.jcstress.twins.CheckThenTakePermitsTwinTest
 )
 
 fail() {

@@ -13,7 +13,11 @@ package dev.agentrunner;
  */
 public interface RunListener {
 
-  /** A run was stored as QUEUED by this runner's {@link AgentRunner#submit(RunRequest)}. */
+  /**
+   * A run was stored by this runner's {@link AgentRunner#submit(RunRequest)}: QUEUED, or already
+   * RUNNING when this runner had a free permit and started it at once ({@link #onStarted}
+   * follows right after, on the same thread).
+   */
   default void onSubmitted(RunRecord run) {}
 
   /** This runner claimed a run and is about to call its agent. */

@@ -59,4 +59,45 @@ class RunnerLimitsTest {
     assertThat(perAgentMax.get("one").get()).isEqualTo(1);
     assertThat(perAgentMax.get("free").get()).isBetween(1, 5);
   }
+
+  /**
+   * Eight threads submit at once, so that submits starting their own runs race each other and
+   * the dispatcher for the same permits.
+   */
+  @Test
+  @Timeout(60)
+  void concurrentSubmitsNeverExceedTheLimits() throws Exception {
+    try (AgentRunner runner = AgentRunner.builder()
+        .maxConcurrency(4)
+        .agent(AgentSpec.named("two").maxConcurrency(2), measuring())
+        .agent("free", measuring())
+        .build()) {
+      List<RunHandle> handles = new java.util.concurrent.CopyOnWriteArrayList<>();
+      List<Thread> submitters = new ArrayList<>();
+      java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+      for (int t = 0; t < 8; t++) {
+        String agent = t % 2 == 0 ? "two" : "free";
+        submitters.add(Thread.ofPlatform().start(() -> {
+          try {
+            go.await();
+            for (int i = 0; i < 40; i++) {
+              handles.add(runner.submit(RunRequest.of(agent, "i" + i)));
+            }
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        }));
+      }
+      go.countDown();
+      for (Thread t : submitters) {
+        t.join();
+      }
+      assertThat(handles).hasSize(320);
+      for (RunHandle h : handles) {
+        assertThat(h.await(Duration.ofSeconds(30)).status()).isEqualTo(RunStatus.SUCCEEDED);
+      }
+    }
+    assertThat(maxExecuting.get()).isBetween(1, 4);
+    assertThat(perAgentMax.get("two").get()).isBetween(1, 2);
+  }
 }

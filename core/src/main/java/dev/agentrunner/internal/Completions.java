@@ -41,7 +41,7 @@ final class Completions {
 
   /** Completes the future of {@code run} if it is terminal and someone waits for it. */
   void complete(RunRecord run) {
-    if (run.isTerminal()) {
+    if (run.isTerminal() && !waiting.isEmpty()) {
       CompletableFuture<RunRecord> future = waiting.remove(run.id());
       if (future != null) {
         future.complete(run);

@@ -44,7 +44,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -54,9 +54,15 @@ import org.slf4j.LoggerFactory;
 /**
  * The runner engine behind {@link AgentRunner}.
  *
- * <p>One dispatcher thread owns the permits: only it starts runs, so the global and per-agent
- * limits cannot be overshot by a race between two starters; finished runs give their permits
- * back and wake it. A submit wakes it too, so local work never waits for the poll interval.
+ * <p>Runs start in one of two ways. A submit that finds a free permit asks the store to insert
+ * its run and claim it in the same atomic step ({@link RunStore#insertAndClaim}), and starts it
+ * at once: one store operation and no thread hand-off between submit and start. Every other
+ * run (no free permit, another run ahead of it in claim order, a retry, work of other
+ * processes) is claimed in batches by the dispatcher thread. Both take their permits by
+ * compare-and-set before they ask the store (see {@link Permits}), so the global and per-agent
+ * limits cannot be overshot by a race between starters. The dispatcher claims only when there
+ * may be something to claim: a run went to the queue, another process may have added one, a
+ * retry fell due, or its last claim was cut short by the permits (see {@link #workSignals}).
  * A timer thread sends heartbeats, enforces timeouts and abandons agents that ignore interrupts.
  *
  * <p>Submits hold the read side of {@link #submitGate} while they insert; closing takes the
@@ -86,12 +92,24 @@ public final class Engine implements AgentRunner {
   private final AtomicBoolean closeStarted = new AtomicBoolean();
   private final CountDownLatch closed = new CountDownLatch(1);
 
-  /** Wakes the dispatcher: a local submit, a freed permit, or close. */
+  /** Wakes the dispatcher: work to claim, a freed permit it may use, or close. */
   private final Semaphore wake = new Semaphore(0);
 
-  // Permits: incremented only by the dispatcher, decremented when a run ends.
-  private final AtomicInteger executingTotal = new AtomicInteger();
-  private final Map<String, AtomicInteger> executingPerAgent = new HashMap<>();
+  private final Permits permits;
+  /**
+   * Counts the events after which the store may hold runs this runner could claim: a run stored
+   * QUEUED by this runner, a wake-up from the store (other processes), a retry falling due, the
+   * end of a run with a serial key, each poll. The dispatcher reads it before a claim; when the
+   * claim comes back with fewer runs than the permits allowed, the queue held nothing more to
+   * claim, and it records the value read in {@link #exhaustedAt}. Until the count moves on, it
+   * does not claim again, and a finished run does not wake it: in a runner whose runs all start
+   * from their submit, the dispatcher stays asleep.
+   */
+  private final AtomicLong workSignals = new AtomicLong();
+  /** The value of {@link #workSignals} when the queue was last found empty; written by the dispatcher. */
+  private volatile long exhaustedAt = -1;
+  /** The claim a submit makes when the runner has a single agent (the common case); else null. */
+  private final ClaimRequest singleAgentClaim;
   private final Map<Long, Execution> executing = new ConcurrentHashMap<>();
   private final ReentrantLock drainLock = new ReentrantLock();
   private final Condition drained = drainLock.newCondition();
@@ -111,10 +129,15 @@ public final class Engine implements AgentRunner {
     this.store = config.store();
     this.listeners = new Listeners(config.listeners());
     this.schedules = new ScheduleService(this);
-    for (String agent : config.agents().keySet()) {
-      executingPerAgent.put(agent, new AtomicInteger());
+    Map<String, Integer> agentLimits = new HashMap<>();
+    config.agents().forEach((agent, registration) -> {
+      agentLimits.put(agent, registration.spec().maxConcurrency());
       localStats.put(agent, new AgentStatsRecorder(agent));
-    }
+    });
+    this.permits = new Permits(config.maxConcurrency(), agentLimits);
+    this.singleAgentClaim = agentLimits.size() != 1 ? null
+        : new ClaimRequest(config.workerId(), Map.of(agentLimits.keySet().iterator().next(), 1),
+            1, config.leaseDuration());
     // Two threads, so that a slow heartbeat never delays a timeout.
     this.timers = Executors.newScheduledThreadPool(2,
         Thread.ofPlatform().daemon().name("agentrunner-timer-" + config.workerId()).factory());
@@ -127,7 +150,7 @@ public final class Engine implements AgentRunner {
     Engine engine = new Engine(Objects.requireNonNull(config, "config"));
     long beat = Math.max(1, config.leaseDuration().toMillis() / 3);
     engine.timers.scheduleWithFixedDelay(engine::heartbeat, beat, beat, TimeUnit.MILLISECONDS);
-    engine.remoteWork = engine.store.onRemoteWork(engine::wakeDispatcher);
+    engine.remoteWork = engine.store.onRemoteWork(engine::signalWork);
     engine.dispatcher.start();
     return engine;
   }
@@ -167,7 +190,8 @@ public final class Engine implements AgentRunner {
       throw new IllegalArgumentException("input is " + bytes + " bytes of UTF-8, more than "
           + "maxInputBytes (" + config.maxInputBytes() + ")");
     }
-    int maxAttempts = config.agents().get(request.agent()).spec().retry().maxAttempts();
+    String agent = request.agent();
+    NewRun run = new NewRun(request, config.agents().get(agent).spec().retry().maxAttempts());
     RunRecord stored;
     ReentrantReadWriteLock.ReadLock gate = submitGate.readLock();
     gate.lock();
@@ -180,13 +204,51 @@ public final class Engine implements AgentRunner {
           && request.serialKeyPolicy() == SerialKeyPolicy.INTERRUPT) {
         cancelActiveRuns(request.serialKey());
       }
-      stored = store.insert(new NewRun(request, maxAttempts));
+      // With an idempotency key the store may return a run another submit stored (and this
+      // runner may be executing): only a run this very call inserted may start here.
+      if (request.idempotencyKey() == null && permits.tryTakeOne(agent)) {
+        try {
+          stored = store.insertAndClaim(run, claimForSubmit(agent));
+        } catch (RuntimeException e) {
+          permits.giveOne(agent);
+          throw e;
+        }
+        if (stored.status() == RunStatus.RUNNING) {
+          // Started before the gate opens, so close() waits for it like any other execution.
+          Execution execution = begin(stored);
+          listeners.submitted(stored);
+          listeners.started(stored);
+          execution.start();
+          return new Handle(stored.id());
+        }
+        permits.giveOne(agent);
+      } else {
+        stored = store.insert(run);
+      }
     } finally {
       gate.unlock();
     }
-    wakeDispatcher();
+    signalWork();
     listeners.submitted(stored);
     return new Handle(stored.id());
+  }
+
+  /**
+   * The claim a submit's run is inserted under: quotas for its agent and for every other agent
+   * with a free permit, whose queued runs could take the permit first and so come before it.
+   */
+  private ClaimRequest claimForSubmit(String agent) {
+    if (singleAgentClaim != null) {
+      return singleAgentClaim;
+    }
+    Map<String, Integer> quotas = new HashMap<>();
+    quotas.put(agent, 1);
+    for (String other : config.agents().keySet()) {
+      if (permits.agentFree(other) > 0) {
+        quotas.put(other, 1);
+      }
+    }
+    return new ClaimRequest(config.workerId(), quotas, 1, config.leaseDuration());
   }
 
   /**
@@ -197,7 +259,7 @@ public final class Engine implements AgentRunner {
     RunnerConfig.AgentRegistration registration = config.agents().get(request.agent());
     int maxAttempts = registration == null ? 1 : registration.spec().retry().maxAttempts();
     RunRecord stored = store.insert(new NewRun(request, maxAttempts));
-    wakeDispatcher();
+    signalWork();
     listeners.submitted(stored);
     return stored;
   }
@@ -360,6 +422,7 @@ public final class Engine implements AgentRunner {
     while (state == State.OPEN) {
       try {
         if (System.nanoTime() - nextMaintenance >= 0) {
+          workSignals.incrementAndGet(); // each poll looks for work of other processes
           long untilFire = maintain();
           nextMaintenance = System.nanoTime() + Math.min(pollNanos, untilFire);
         }
@@ -386,45 +449,72 @@ public final class Engine implements AgentRunner {
     }
   }
 
-  /** Claims as many runs as permits allow and starts them; returns how many it claimed. */
+  /**
+   * Claims as many runs as free permits allow and starts them; returns how many it claimed.
+   * Takes the permits first and gives back what the claim did not use.
+   */
   private int claimAndStart() {
-    int free = config.maxConcurrency() - executingTotal.get();
-    if (free <= 0) {
+    long signals = workSignals.get();
+    if (signals == exhaustedAt) {
+      return 0; // the queue held nothing more to claim, and nothing has been added since
+    }
+    int free = permits.takeGlobal(config.maxConcurrency());
+    if (free == 0) {
       return 0;
     }
     Map<String, Integer> quotas = new HashMap<>();
-    config.agents().forEach((name, registration) -> {
-      int agentFree = registration.spec().maxConcurrency() - executingPerAgent.get(name).get();
-      if (agentFree > 0) {
-        quotas.put(name, Math.min(agentFree, free));
+    boolean everyAgent = true;
+    for (Map.Entry<String, RunnerConfig.AgentRegistration> e : config.agents().entrySet()) {
+      int quota = permits.takeAgent(e.getKey(),
+          Math.min(free, e.getValue().spec().maxConcurrency()));
+      if (quota > 0) {
+        quotas.put(e.getKey(), quota);
+      } else {
+        everyAgent = false;
       }
-    });
-    if (quotas.isEmpty()) {
-      return 0;
     }
-    List<RunRecord> claimed =
-        store.claim(new ClaimRequest(config.workerId(), quotas, free, config.leaseDuration()));
+    List<RunRecord> claimed;
+    try {
+      claimed = quotas.isEmpty() ? List.of()
+          : store.claim(new ClaimRequest(config.workerId(), quotas, free, config.leaseDuration()));
+    } catch (RuntimeException e) {
+      quotas.forEach(permits::giveAgent);
+      permits.giveGlobal(free);
+      throw e;
+    }
+    Map<String, Integer> unused = new HashMap<>(quotas);
+    for (RunRecord run : claimed) {
+      unused.merge(run.agent(), -1, Integer::sum);
+    }
+    unused.forEach(permits::giveAgent);
+    permits.giveGlobal(free - claimed.size());
+    boolean cutShortByPermits = !everyAgent || claimed.size() >= free
+        || unused.containsValue(0);
+    if (!cutShortByPermits) {
+      exhaustedAt = signals;
+    }
     for (int i = 0; i < claimed.size(); i++) {
       if (state != State.OPEN) {
         List<RunRecord> unstarted = claimed.subList(i, claimed.size());
+        unstarted.forEach(run -> permits.giveOne(run.agent()));
         int released = store.release(config.workerId(), unstarted);
         log.debug("runner {} closing: released {} claimed runs", config.workerId(), released);
         break;
       }
-      startRun(claimed.get(i));
+      RunRecord run = claimed.get(i);
+      Execution execution = begin(run);
+      listeners.started(run);
+      execution.start();
     }
     return claimed.size();
   }
 
-  private void startRun(RunRecord run) {
-    RunnerConfig.AgentRegistration registration = config.agents().get(run.agent());
-    executingTotal.incrementAndGet();
-    executingPerAgent.get(run.agent()).incrementAndGet();
-    Execution execution = new Execution(this, run, registration);
+  /** Registers the execution of a run claimed for this runner; its permits are already held. */
+  private Execution begin(RunRecord run) {
+    Execution execution = new Execution(this, run, config.agents().get(run.agent()));
     executing.put(run.id(), execution);
     localStats.get(run.agent()).started();
-    listeners.started(run);
-    execution.start();
+    return execution;
   }
 
   /** Called exactly once per execution, from whichever thread ended it. */
@@ -448,15 +538,20 @@ public final class Engine implements AgentRunner {
         after.isPresent() ? finish.status() : RunStatus.QUEUED,
         after.isPresent() ? finish.usage() : Usage.ZERO);
     executing.remove(run.id());
-    executingPerAgent.get(run.agent()).decrementAndGet();
-    executingTotal.decrementAndGet();
-    wakeDispatcher();
-    if (finish.status() == RunStatus.QUEUED && after.isPresent()) {
-      // A retry is due at retryAt; wake then rather than up to a poll interval later.
-      long delay = Duration.between(config.clock().instant(), finish.retryAt()).toNanos();
-      timers.schedule(this::wakeDispatcher, Math.max(0, delay), TimeUnit.NANOSECONDS);
+    permits.giveOne(run.agent());
+    if (run.serialKey() != null) {
+      signalWork(); // the next run of its key may be claimable now
+    } else if (workSignals.get() != exhaustedAt) {
+      wakeDispatcher(); // runs may be waiting for the permit just freed
     }
-    signalIfDrained();
+    if (finish.status() == RunStatus.QUEUED && after.isPresent()) {
+      // A retry is due at retryAt; claim then rather than up to a poll interval later.
+      long delay = Duration.between(config.clock().instant(), finish.retryAt()).toNanos();
+      timers.schedule(this::signalWork, Math.max(0, delay), TimeUnit.NANOSECONDS);
+    }
+    if (state != State.OPEN) {
+      signalIfDrained();
+    }
     after.ifPresent(r -> {
       listeners.finished(r);
       completions.complete(r);
@@ -544,6 +639,12 @@ public final class Engine implements AgentRunner {
     }
   }
 
+  /** Tells the dispatcher the store may hold runs to claim, and wakes it. */
+  private void signalWork() {
+    workSignals.incrementAndGet();
+    wakeDispatcher();
+  }
+
   private void wakeDispatcher() {
     if (wake.availablePermits() == 0) {
       wake.release();
@@ -562,14 +663,17 @@ public final class Engine implements AgentRunner {
   }
 
   private boolean awaitDrained(Duration timeout) {
-    long remaining = timeout.toNanos();
+    long deadline = System.nanoTime() + timeout.toNanos();
     drainLock.lock();
     try {
       while (!executing.isEmpty()) {
+        long remaining = deadline - System.nanoTime();
         if (remaining <= 0) {
           return false;
         }
-        remaining = drained.awaitNanos(remaining);
+        // Bounded waits: the signal is sent only once closing has begun, so a run ending just
+        // as close starts may not send one; the next look at executing sees it gone.
+        drained.awaitNanos(Math.min(remaining, TimeUnit.MILLISECONDS.toNanos(20)));
       }
       return true;
     } catch (InterruptedException e) {

@@ -52,8 +52,8 @@ final class Execution implements AgentContext {
     this.engine = engine;
     this.run = run;
     this.registration = registration;
-    Optional<Duration> timeout = registration.spec().timeoutIfAny();
-    this.deadline = timeout.map(t -> engine.clock().instant().plus(t)).orElse(null);
+    Duration timeout = registration.spec().timeout();
+    this.deadline = timeout == null ? null : engine.clock().instant().plus(timeout);
   }
 
   RunRecord run() {
@@ -64,9 +64,12 @@ final class Execution implements AgentContext {
   void start() {
     Thread t = Thread.ofVirtual().name("agentrunner-run-" + run.id()).unstarted(this::execute);
     thread = t;
-    registration.spec().timeoutIfAny().ifPresent(timeout -> timeoutTask = engine.timers().schedule(
-        () -> stop(RunStatus.TIMED_OUT, "timed out after " + timeout),
-        timeout.toNanos(), TimeUnit.NANOSECONDS));
+    Duration timeout = registration.spec().timeout();
+    if (timeout != null) {
+      timeoutTask = engine.timers().schedule(
+          () -> stop(RunStatus.TIMED_OUT, "timed out after " + timeout),
+          timeout.toNanos(), TimeUnit.NANOSECONDS);
+    }
     t.start();
   }
 

@@ -24,9 +24,9 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.NavigableMap;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
@@ -34,34 +34,48 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
+import java.util.function.Predicate;
+import java.util.function.Supplier;
 
 /**
  * The reference {@link RunStore}: every run and event in this process's memory, gone when the
  * process ends. Use it for tests, demos, and hosts that need no history across restarts.
  *
  * <p>Each operation runs under one lock, so it is atomic and linearizable; that also makes this
- * store the yardstick the contract suite was written against.
+ * store the yardstick the contract suite was written against. The work done under the lock is
+ * kept small (runs in an array indexed by id, counters updated in place, one clock reading per
+ * operation), since every runner thread passes through it.
  *
  * <p>Thread-safety: thread-safe.
  */
 public final class InMemoryRunStore implements RunStore {
 
-  private static final Comparator<RunRecord> CLAIM_ORDER =
-      Comparator.comparingInt(RunRecord::priority).reversed().thenComparingLong(RunRecord::id);
+  /** Highest priority first, then lowest id; neither ever changes for a run. */
+  private static final Comparator<Slot> CLAIM_ORDER = (a, b) -> {
+    int byPriority = Integer.compare(b.priority, a.priority);
+    return byPriority != 0 ? byPriority : Long.compare(a.id, b.id);
+  };
+
+  /**
+   * How many QUEUED runs {@link #insertAndClaim} looks past (not due, blocked by their serial key,
+   * or of an agent outside the quotas) before it stops proving that none comes first and leaves
+   * the new run QUEUED for the dispatcher's claim.
+   */
+  private static final int MAX_PRECEDENCE_WALK = 64;
 
   private final Clock clock;
   private final Consumer<RunEvent> beforeEventWrite;
   private final ReentrantLock lock = new ReentrantLock();
 
   // All guarded by lock.
-  private final NavigableMap<Long, RunRecord> runs = new TreeMap<>();
-  private final TreeSet<RunRecord> queued = new TreeSet<>(CLAIM_ORDER);
-  private final Set<Long> running = new HashSet<>();
-  private final Map<Long, List<RunEvent>> events = new HashMap<>();
-  private final Map<String, Long> idempotencyKeys = new HashMap<>();
+  private final SlotTable runs = new SlotTable();
+  private final TreeSet<Slot> queued = new TreeSet<>(CLAIM_ORDER);
+  /** RUNNING runs in claim order of arrival; iterated by heartbeats and lease recovery. */
+  private final Set<Slot> running = new LinkedHashSet<>();
+  private final Map<String, Slot> idempotencyKeys = new HashMap<>();
   private final Map<String, Long> runningBySerialKey = new HashMap<>();
   private final Map<String, TreeSet<Long>> queuedBySerialKey = new HashMap<>();
-  private final Map<String, AgentStats> stats = new TreeMap<>();
+  private final Map<String, Counters> stats = new HashMap<>();
   private final Map<String, Schedule> schedules = new TreeMap<>();
   private long nextRunId = 1;
   private long nextEventSeq = 1;
@@ -85,33 +99,89 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public RunRecord insert(NewRun run) {
     Objects.requireNonNull(run, "run");
-    return locked(() -> {
-      String key = run.request().idempotencyKey();
-      if (key != null && idempotencyKeys.containsKey(key)) {
-        return run.requireSameRequest(runs.get(idempotencyKeys.get(key)));
+    return locked(() -> insertLocked(run, null));
+  }
+
+  @Override
+  public RunRecord insertAndClaim(NewRun run, ClaimRequest claim) {
+    Objects.requireNonNull(run, "run");
+    Objects.requireNonNull(claim, "claim");
+    return locked(() -> insertLocked(run, claim));
+  }
+
+  /** Inserts {@code run}, claimed for {@code claim} if it is the run that claim takes first. */
+  private RunRecord insertLocked(NewRun run, ClaimRequest claim) {
+    String key = run.request().idempotencyKey();
+    if (key != null) {
+      Slot existing = idempotencyKeys.get(key);
+      if (existing != null) {
+        return run.requireSameRequest(existing.run);
       }
-      String serialKey = run.request().serialKey();
-      if (serialKey != null && run.request().serialKeyPolicy() == SerialKeyPolicy.REJECT) {
-        Long active = oldestActive(serialKey);
-        if (active != null) {
-          throw new SerialKeyBusyException(serialKey, active);
-        }
+    }
+    String serialKey = run.request().serialKey();
+    if (serialKey != null && run.request().serialKeyPolicy() == SerialKeyPolicy.REJECT) {
+      Long active = oldestActive(serialKey);
+      if (active != null) {
+        throw new SerialKeyBusyException(serialKey, active);
       }
-      Instant now = clock.instant();
-      Instant notBefore = run.notBefore() == null ? now : run.notBefore();
-      RunRecord record = new RunRecord(nextRunId, run.agent(), RunStatus.QUEUED, run.input(),
-          null, null, run.request().serialKey(), key, run.request().priority(), 0,
-          run.maxAttempts(), now, notBefore, null, null, null, null, false, Usage.ZERO);
-      RunEvent event = event(record, "queued", "");
-      beforeEventWrite.accept(event);
-      nextRunId++;
-      if (key != null) {
-        idempotencyKeys.put(key, record.id());
+    }
+    Instant now = clock.instant();
+    Instant notBefore = run.notBefore() == null ? now : run.notBefore();
+    int priority = run.request().priority();
+    RunRecord record = new RunRecord(nextRunId, run.agent(), RunStatus.QUEUED, run.input(),
+        null, null, serialKey, key, priority, 0, run.maxAttempts(), now, notBefore, null, null,
+        null, null, false, Usage.ZERO);
+    RunEvent queuedEvent = event(record.id(), 0, "queued", "", now, 0);
+    RunEvent startedEvent = null;
+    if (claim != null && comesFirst(record, claim, now)) {
+      record = new RunRecord(record.id(), record.agent(), RunStatus.RUNNING, record.input(),
+          null, null, serialKey, key, priority, 1, run.maxAttempts(), now, notBefore, now, null,
+          claim.owner(), now.plus(claim.lease()), false, Usage.ZERO);
+      startedEvent = event(record.id(), 1, "started", claim.owner(), now, 1);
+    }
+    beforeEventWrite.accept(queuedEvent);
+    if (startedEvent != null) {
+      beforeEventWrite.accept(startedEvent);
+    }
+    nextRunId++;
+    Slot slot = new Slot(record.id(), priority);
+    runs.add(slot);
+    if (key != null) {
+      idempotencyKeys.put(key, slot);
+    }
+    apply(slot, record);
+    commit(slot, queuedEvent);
+    if (startedEvent != null) {
+      commit(slot, startedEvent);
+    }
+    return record;
+  }
+
+  /**
+   * Whether a claim for {@code claim} would take the not yet stored {@code run} before any
+   * stored run: it is due, its agent has a quota, its serial key is idle, and no claimable QUEUED
+   * run of at least its priority waits (the new run has the highest id, so it loses ties).
+   */
+  private boolean comesFirst(RunRecord run, ClaimRequest claim, Instant now) {
+    if (!claim.quotas().containsKey(run.agent()) || run.notBefore().isAfter(now)
+        || (run.serialKey() != null && oldestActive(run.serialKey()) != null)) {
+      return false;
+    }
+    int looked = 0;
+    for (Slot waiting : queued) {
+      RunRecord other = waiting.run;
+      if (other.priority() < run.priority()) {
+        return true; // everything after this one comes later than the new run
       }
-      apply(null, record);
-      commitEvents(List.of(event));
-      return record;
-    });
+      if (claim.quotas().containsKey(other.agent()) && !other.notBefore().isAfter(now)
+          && serialKeyAllows(other, Set.of())) {
+        return false;
+      }
+      if (++looked >= MAX_PRECEDENCE_WALK) {
+        return false; // not worth proving under the lock: the dispatcher's claim decides
+      }
+    }
+    return true;
   }
 
   @Override
@@ -122,13 +192,14 @@ public final class InMemoryRunStore implements RunStore {
       Instant leaseUntil = now.plus(request.lease());
       Map<String, Integer> taken = new HashMap<>();
       Set<String> keysTaken = new HashSet<>();
-      List<RunRecord> before = new ArrayList<>();
+      List<Slot> slots = new ArrayList<>();
       List<RunRecord> after = new ArrayList<>();
       List<RunEvent> newEvents = new ArrayList<>();
-      for (RunRecord run : queued) {
+      for (Slot slot : queued) {
         if (after.size() >= request.limit()) {
           break;
         }
+        RunRecord run = slot.run;
         Integer quota = request.quotas().get(run.agent());
         if (quota == null || taken.getOrDefault(run.agent(), 0) >= quota
             || run.notBefore().isAfter(now) || !serialKeyAllows(run, keysTaken)) {
@@ -140,30 +211,29 @@ public final class InMemoryRunStore implements RunStore {
         if (run.serialKey() != null) {
           keysTaken.add(run.serialKey());
         }
-        before.add(run);
+        slots.add(slot);
         after.add(claimed);
-        newEvents.add(event(claimed, "started", request.owner()));
+        newEvents.add(event(run.id(), claimed.attempt(), "started", request.owner(), now,
+            newEvents.size()));
       }
-      for (RunEvent e : newEvents) {
-        beforeEventWrite.accept(e);
-      }
+      newEvents.forEach(beforeEventWrite);
       for (int i = 0; i < after.size(); i++) {
-        apply(before.get(i), after.get(i));
+        apply(slots.get(i), after.get(i));
+        commit(slots.get(i), newEvents.get(i));
       }
-      commitEvents(newEvents);
       return List.copyOf(after);
     });
   }
 
   /** The oldest QUEUED or RUNNING run of {@code key}, or null. */
   private Long oldestActive(String key) {
-    Long running = runningBySerialKey.get(key);
+    Long runningId = runningBySerialKey.get(key);
     TreeSet<Long> waiting = queuedBySerialKey.get(key);
     Long queuedFirst = waiting == null ? null : waiting.first();
-    if (running == null) {
+    if (runningId == null) {
       return queuedFirst;
     }
-    return queuedFirst == null ? running : Math.min(running, queuedFirst);
+    return queuedFirst == null ? runningId : Math.min(runningId, queuedFirst);
   }
 
   private boolean serialKeyAllows(RunRecord run, Set<String> keysTakenNow) {
@@ -184,13 +254,12 @@ public final class InMemoryRunStore implements RunStore {
       Instant leaseUntil = clock.instant().plus(lease);
       int extended = 0;
       Set<Long> cancelRequested = new HashSet<>();
-      for (long id : running) {
-        RunRecord run = runs.get(id);
+      for (Slot slot : running) {
+        RunRecord run = slot.run;
         if (owner.equals(run.owner())) {
-          RunRecord renewed = with(run, run.status(), run.attempt(), owner, leaseUntil,
-              run.startedAt(), run.finishedAt(), run.output(), run.error(), run.usage(),
-              run.notBefore());
-          runs.put(run.id(), renewed);
+          // Only the lease changes: no index or counter depends on it.
+          slot.run = with(run, run.status(), run.attempt(), owner, leaseUntil, run.startedAt(),
+              run.finishedAt(), run.output(), run.error(), run.usage(), run.notBefore());
           extended++;
           if (run.cancelRequested()) {
             cancelRequested.add(run.id());
@@ -205,7 +274,8 @@ public final class InMemoryRunStore implements RunStore {
   public Optional<RunRecord> finish(Finish finish) {
     Objects.requireNonNull(finish, "finish");
     return locked(() -> {
-      RunRecord run = runs.get(finish.runId());
+      Slot slot = runs.get(finish.runId());
+      RunRecord run = slot == null ? null : slot.run;
       if (run == null || run.status() != RunStatus.RUNNING || run.attempt() != finish.attempt()
           || !finish.owner().equals(run.owner())) {
         return Optional.empty();
@@ -224,10 +294,10 @@ public final class InMemoryRunStore implements RunStore {
           : with(run, status, run.attempt(), run.owner(), null, run.startedAt(), now,
               finish.output(), error, usage, run.notBefore());
       String type = retry ? "requeued" : eventType(done.status());
-      RunEvent event = event(done, type, error == null ? "" : error);
+      RunEvent event = event(run.id(), done.attempt(), type, error == null ? "" : error, now, 0);
       beforeEventWrite.accept(event);
-      apply(run, done);
-      commitEvents(List.of(event));
+      apply(slot, done);
+      commit(slot, event);
       return Optional.of(done);
     });
   }
@@ -237,47 +307,55 @@ public final class InMemoryRunStore implements RunStore {
     Objects.requireNonNull(owner, "owner");
     Objects.requireNonNull(claimed, "claimed");
     return locked(() -> {
-      List<RunRecord[]> changes = new ArrayList<>();
+      Instant now = clock.instant();
+      List<Slot> slots = new ArrayList<>();
+      List<RunRecord> changed = new ArrayList<>();
       List<RunEvent> newEvents = new ArrayList<>();
       // A run listed twice is released once: changes are applied after this loop, so a
       // duplicate would still look RUNNING here and be applied twice (lost row, torn stats).
       Set<Long> seen = new HashSet<>();
       for (RunRecord c : claimed) {
-        RunRecord run = runs.get(c.id());
+        Slot slot = runs.get(c.id());
+        RunRecord run = slot == null ? null : slot.run;
         if (run != null && run.status() == RunStatus.RUNNING && run.attempt() == c.attempt()
             && owner.equals(run.owner()) && seen.add(run.id())) {
           // A claim with a pending cancel ends CANCELLED rather than going back to the queue.
           RunRecord back = run.cancelRequested()
               ? with(run, RunStatus.CANCELLED, run.attempt(), owner, null, run.startedAt(),
-                  clock.instant(), null, "cancelled before it started", run.usage(),
-                  run.notBefore())
+                  now, null, "cancelled before it started", run.usage(), run.notBefore())
               : with(run, RunStatus.QUEUED, run.attempt() - 1, null, null, null, null,
                   run.output(), run.error(), run.usage(), run.notBefore());
-          changes.add(new RunRecord[] {run, back});
-          newEvents.add(event(back, run.cancelRequested() ? "cancelled" : "released", owner));
+          slots.add(slot);
+          changed.add(back);
+          newEvents.add(event(run.id(), back.attempt(),
+              run.cancelRequested() ? "cancelled" : "released", owner, now, newEvents.size()));
         }
       }
       newEvents.forEach(beforeEventWrite);
-      changes.forEach(c -> apply(c[0], c[1]));
-      commitEvents(newEvents);
-      return changes.size();
+      for (int i = 0; i < slots.size(); i++) {
+        apply(slots.get(i), changed.get(i));
+        commit(slots.get(i), newEvents.get(i));
+      }
+      return slots.size();
     });
   }
 
   @Override
   public Optional<RunRecord> cancel(long runId) {
     return locked(() -> {
-      RunRecord run = runs.get(runId);
-      if (run == null) {
+      Slot slot = runs.get(runId);
+      if (slot == null) {
         return Optional.empty();
       }
+      RunRecord run = slot.run;
+      Instant now = clock.instant();
       RunRecord after;
       RunEvent event;
       switch (run.status()) {
         case QUEUED -> {
           after = with(run, RunStatus.CANCELLED, run.attempt(), null, null, null,
-              clock.instant(), null, "cancelled before it started", run.usage(), run.notBefore());
-          event = event(after, "cancelled", "");
+              now, null, "cancelled before it started", run.usage(), run.notBefore());
+          event = event(run.id(), after.attempt(), "cancelled", "", now, 0);
         }
         case RUNNING -> {
           if (run.cancelRequested()) {
@@ -287,15 +365,15 @@ public final class InMemoryRunStore implements RunStore {
               run.error(), run.serialKey(), run.idempotencyKey(), run.priority(), run.attempt(),
               run.maxAttempts(), run.createdAt(), run.notBefore(), run.startedAt(),
               run.finishedAt(), run.owner(), run.leaseUntil(), true, run.usage());
-          event = event(after, "cancel_requested", "");
+          event = event(run.id(), after.attempt(), "cancel_requested", "", now, 0);
         }
         default -> {
           return Optional.of(run);
         }
       }
       beforeEventWrite.accept(event);
-      apply(run, after);
-      commitEvents(List.of(event));
+      apply(slot, after);
+      commit(slot, event);
       return Optional.of(after);
     });
   }
@@ -304,10 +382,11 @@ public final class InMemoryRunStore implements RunStore {
   public List<RunRecord> recoverExpiredLeases() {
     return locked(() -> {
       Instant now = clock.instant();
-      List<RunRecord[]> changes = new ArrayList<>();
+      List<Slot> slots = new ArrayList<>();
+      List<RunRecord> changed = new ArrayList<>();
       List<RunEvent> newEvents = new ArrayList<>();
-      for (long id : running) {
-        RunRecord run = runs.get(id);
+      for (Slot slot : running) {
+        RunRecord run = slot.run;
         if (!run.leaseUntil().isBefore(now)) {
           continue;
         }
@@ -320,13 +399,17 @@ public final class InMemoryRunStore implements RunStore {
                 null, why, run.usage(), run.notBefore())
             : with(run, RunStatus.QUEUED, run.attempt(), null, null, null, null, null, why,
                 run.usage(), now);
-        changes.add(new RunRecord[] {run, after});
-        newEvents.add(event(after, end != null ? eventType(end) : "recovered", why));
+        slots.add(slot);
+        changed.add(after);
+        newEvents.add(event(run.id(), after.attempt(),
+            end != null ? eventType(end) : "recovered", why, now, newEvents.size()));
       }
       newEvents.forEach(beforeEventWrite);
-      changes.forEach(c -> apply(c[0], c[1]));
-      commitEvents(newEvents);
-      return changes.stream().map(c -> c[1]).toList();
+      for (int i = 0; i < slots.size(); i++) {
+        apply(slots.get(i), changed.get(i));
+        commit(slots.get(i), newEvents.get(i));
+      }
+      return List.copyOf(changed);
     });
   }
 
@@ -335,38 +418,38 @@ public final class InMemoryRunStore implements RunStore {
     Objects.requireNonNull(type, "type");
     Objects.requireNonNull(data, "data");
     return locked(() -> {
-      RunRecord run = runs.get(runId);
+      Slot slot = runs.get(runId);
+      RunRecord run = slot == null ? null : slot.run;
       if (run == null || run.status() != RunStatus.RUNNING || run.attempt() != attempt) {
         return Optional.empty();
       }
-      RunEvent event = event(run, type, data);
+      RunEvent event = event(runId, attempt, type, data, clock.instant(), 0);
       beforeEventWrite.accept(event);
-      commitEvents(List.of(event));
+      commit(slot, event);
       return Optional.of(event);
     });
   }
 
   @Override
   public Optional<RunRecord> find(long runId) {
-    return locked(() -> Optional.ofNullable(runs.get(runId)));
+    return locked(() -> {
+      Slot slot = runs.get(runId);
+      return slot == null ? Optional.empty() : Optional.of(slot.run);
+    });
   }
 
   @Override
   public Page<RunRecord> query(RunQuery query) {
     Objects.requireNonNull(query, "query");
     return locked(() -> {
-      NavigableMap<Long, RunRecord> range = query.beforeId().isPresent()
-          ? runs.headMap(query.beforeId().getAsLong(), false)
-          : runs;
-      List<RunRecord> fetched = new ArrayList<>(query.limit() + 1);
-      for (RunRecord run : range.descendingMap().values()) {
-        if (query.matches(run)) {
-          fetched.add(run);
-          if (fetched.size() > query.limit()) {
-            break;
-          }
+      long below = query.beforeId().isPresent() ? query.beforeId().getAsLong() : Long.MAX_VALUE;
+      List<RunRecord> fetched = new ArrayList<>(Math.min(query.limit() + 1, 1024));
+      runs.descendingBelow(below, slot -> {
+        if (query.matches(slot.run)) {
+          fetched.add(slot.run);
         }
-      }
+        return fetched.size() <= query.limit();
+      });
       return query.toPage(fetched);
     });
   }
@@ -374,34 +457,54 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public long count(RunQuery query) {
     Objects.requireNonNull(query, "query");
-    return locked(() -> runs.values().stream().filter(query::matches).count());
+    return locked(() -> {
+      long[] n = new long[1];
+      runs.descendingBelow(Long.MAX_VALUE, slot -> {
+        if (query.matches(slot.run)) {
+          n[0]++;
+        }
+        return true;
+      });
+      return n[0];
+    });
   }
 
   @Override
   public List<RunEvent> events(long runId) {
-    return locked(() -> List.copyOf(events.getOrDefault(runId, List.of())));
+    return locked(() -> {
+      Slot slot = runs.get(runId);
+      return slot == null ? List.of() : List.copyOf(slot.events);
+    });
   }
 
   @Override
   public RunStats stats() {
-    return locked(() -> new RunStats(stats));
+    return locked(() -> {
+      Map<String, AgentStats> snapshot = new HashMap<>();
+      stats.forEach((agent, counters) -> snapshot.put(agent, counters.snapshot(agent)));
+      return new RunStats(snapshot);
+    });
   }
 
   @Override
   public int purge(Instant finishedBefore) {
     Objects.requireNonNull(finishedBefore, "finishedBefore");
     return locked(() -> {
-      List<RunRecord> old = runs.values().stream()
-          .filter(r -> r.isTerminal() && r.finishedAt().isBefore(finishedBefore))
-          .toList();
-      for (RunRecord run : old) {
-        runs.remove(run.id());
-        events.remove(run.id());
+      List<Slot> old = new ArrayList<>();
+      runs.descendingBelow(Long.MAX_VALUE, slot -> {
+        RunRecord run = slot.run;
+        if (run.isTerminal() && run.finishedAt().isBefore(finishedBefore)) {
+          old.add(slot);
+        }
+        return true;
+      });
+      for (Slot slot : old) {
+        RunRecord run = slot.run;
+        runs.remove(slot.id);
         if (run.idempotencyKey() != null) {
           idempotencyKeys.remove(run.idempotencyKey());
         }
-        AgentStats s = adjust(stats.get(run.agent()), run.status(), -1);
-        stats.put(run.agent(), withUsage(s, subtract(s.usage(), run.usage())));
+        stats.get(run.agent()).remove(run);
       }
       return old.size();
     });
@@ -452,7 +555,7 @@ public final class InMemoryRunStore implements RunStore {
 
   // ---- the bookkeeping behind every change; all called with the lock held ----
 
-  private <T> T locked(java.util.function.Supplier<T> action) {
+  private <T> T locked(Supplier<T> action) {
     lock.lock();
     try {
       if (closed) {
@@ -464,39 +567,40 @@ public final class InMemoryRunStore implements RunStore {
     }
   }
 
-  private RunEvent event(RunRecord run, String type, String data) {
-    return new RunEvent(nextEventSeq, run.id(), run.attempt(), type, data, clock.instant());
+  /**
+   * An event numbered as the {@code offset}-th of the operation: numbers are handed out only
+   * when the operation commits, so a refused operation leaves no gap.
+   */
+  private RunEvent event(long runId, int attempt, String type, String data, Instant at,
+      int offset) {
+    return new RunEvent(nextEventSeq + offset, runId, attempt, type, data, at);
   }
 
-  /** Runs the fault hook on each event, then stores them; call after apply succeeded. */
-  private void commitEvents(List<RunEvent> newEvents) {
-    for (RunEvent e : newEvents) {
-      RunEvent numbered = new RunEvent(nextEventSeq++, e.runId(), e.attempt(), e.type(), e.data(),
-          e.at());
-      events.computeIfAbsent(e.runId(), id -> new ArrayList<>()).add(numbered);
-    }
+  /** Stores one event of the committing operation; events are committed in numbering order. */
+  private void commit(Slot slot, RunEvent event) {
+    nextEventSeq++;
+    slot.events.add(event);
   }
 
-  /** Replaces {@code before} (null for a new run) with {@code after} in every index. */
-  private void apply(RunRecord before, RunRecord after) {
+  /** Makes {@code after} the current state of {@code slot}, in every index and counter. */
+  private void apply(Slot slot, RunRecord after) {
+    RunRecord before = slot.run;
     if (before != null) {
-      queued.remove(before); // runs needs no removal: the put below replaces the same id
-      running.remove(before.id());
+      if (before.status() == RunStatus.QUEUED) {
+        queued.remove(slot); // found by (priority, id), which never change
+      } else if (before.status() == RunStatus.RUNNING) {
+        running.remove(slot);
+      }
       unindexSerialKey(before);
-      stats.put(before.agent(), adjust(stats.get(before.agent()), before.status(), -1));
     }
-    runs.put(after.id(), after);
+    slot.run = after;
     if (after.status() == RunStatus.QUEUED) {
-      queued.add(after);
+      queued.add(slot);
     } else if (after.status() == RunStatus.RUNNING) {
-      running.add(after.id());
+      running.add(slot);
     }
     indexSerialKey(after);
-    // usage only grows, so the difference is never negative
-    Usage added = before == null ? after.usage() : subtract(after.usage(), before.usage());
-    AgentStats s = adjust(stats.getOrDefault(after.agent(), AgentStats.empty(after.agent())),
-        after.status(), 1);
-    stats.put(after.agent(), withUsage(s, s.usage().plus(added)));
+    stats.computeIfAbsent(after.agent(), agent -> new Counters()).move(before, after);
   }
 
   private void indexSerialKey(RunRecord run) {
@@ -527,30 +631,6 @@ public final class InMemoryRunStore implements RunStore {
     }
   }
 
-  private static Usage subtract(Usage a, Usage b) {
-    return new Usage(a.inputTokens() - b.inputTokens(), a.outputTokens() - b.outputTokens(),
-        a.costMicros() - b.costMicros());
-  }
-
-  private static AgentStats adjust(AgentStats s, RunStatus status, int delta) {
-    long q = s.queued(), r = s.running(), ok = s.succeeded(), f = s.failed(),
-        c = s.cancelled(), t = s.timedOut();
-    switch (status) {
-      case QUEUED -> q += delta;
-      case RUNNING -> r += delta;
-      case SUCCEEDED -> ok += delta;
-      case FAILED -> f += delta;
-      case CANCELLED -> c += delta;
-      case TIMED_OUT -> t += delta;
-    }
-    return new AgentStats(s.agent(), q, r, ok, f, c, t, s.usage());
-  }
-
-  private static AgentStats withUsage(AgentStats s, Usage usage) {
-    return new AgentStats(s.agent(), s.queued(), s.running(), s.succeeded(), s.failed(),
-        s.cancelled(), s.timedOut(), usage);
-  }
-
   private static RunRecord with(RunRecord run, RunStatus status, int attempt, String owner,
       Instant leaseUntil, Instant startedAt, Instant finishedAt, String output, String error,
       Usage usage, Instant notBefore) {
@@ -562,6 +642,142 @@ public final class InMemoryRunStore implements RunStore {
 
   private static String eventType(RunStatus status) {
     return status.name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  /** One run: its current record and its events. Guarded by the store's lock. */
+  private static final class Slot {
+    final long id;
+    final int priority;
+    RunRecord run;
+    final List<RunEvent> events = new ArrayList<>(4);
+
+    Slot(long id, int priority) {
+      this.id = id;
+      this.priority = priority;
+    }
+  }
+
+  /** One agent's counts by status and usage sums, updated in place. Guarded by the lock. */
+  private static final class Counters {
+    private final long[] byStatus = new long[RunStatus.values().length];
+    private long inputTokens;
+    private long outputTokens;
+    private long costMicros;
+
+    /** Moves one run from {@code before} (null: a new run) to {@code after}. */
+    void move(RunRecord before, RunRecord after) {
+      if (before != null) {
+        byStatus[before.status().ordinal()]--;
+        add(before.usage(), -1);
+      }
+      byStatus[after.status().ordinal()]++;
+      add(after.usage(), 1);
+    }
+
+    void remove(RunRecord run) {
+      byStatus[run.status().ordinal()]--;
+      add(run.usage(), -1);
+    }
+
+    private void add(Usage usage, int sign) {
+      inputTokens += sign * usage.inputTokens();
+      outputTokens += sign * usage.outputTokens();
+      costMicros += sign * usage.costMicros();
+    }
+
+    AgentStats snapshot(String agent) {
+      return new AgentStats(agent, byStatus[RunStatus.QUEUED.ordinal()],
+          byStatus[RunStatus.RUNNING.ordinal()], byStatus[RunStatus.SUCCEEDED.ordinal()],
+          byStatus[RunStatus.FAILED.ordinal()], byStatus[RunStatus.CANCELLED.ordinal()],
+          byStatus[RunStatus.TIMED_OUT.ordinal()],
+          new Usage(inputTokens, outputTokens, costMicros));
+    }
+  }
+
+  /**
+   * Runs by id. Ids are dense (1, 2, 3, ...), so slots live in fixed-size chunks indexed by
+   * {@code id - 1}; a chunk whose every run was purged is dropped, so a long-lived store with
+   * regular purges does not keep one entry per run it ever held. Guarded by the lock.
+   */
+  private static final class SlotTable {
+    private static final int CHUNK_BITS = 12;
+    private static final int CHUNK = 1 << CHUNK_BITS;
+
+    /** Chunk {@code dropped + i} is {@code chunks.get(i)}; null once all its runs are gone. */
+    private final List<Slot[]> chunks = new ArrayList<>();
+    private final List<int[]> live = new ArrayList<>();
+    private long dropped;
+    private long highestId;
+
+    void add(Slot slot) {
+      long index = slot.id - 1;
+      int chunk = (int) ((index >>> CHUNK_BITS) - dropped);
+      while (chunks.size() <= chunk) {
+        chunks.add(new Slot[CHUNK]);
+        live.add(new int[1]);
+      }
+      chunks.get(chunk)[(int) (index & (CHUNK - 1))] = slot;
+      live.get(chunk)[0]++;
+      highestId = Math.max(highestId, slot.id);
+    }
+
+    Slot get(long id) {
+      if (id < 1) {
+        return null;
+      }
+      long index = id - 1;
+      long chunk = (index >>> CHUNK_BITS) - dropped;
+      if (chunk < 0 || chunk >= chunks.size()) {
+        return null;
+      }
+      Slot[] slots = chunks.get((int) chunk);
+      return slots == null ? null : slots[(int) (index & (CHUNK - 1))];
+    }
+
+    void remove(long id) {
+      long index = id - 1;
+      int chunk = (int) ((index >>> CHUNK_BITS) - dropped);
+      Slot[] slots = chunks.get(chunk);
+      slots[(int) (index & (CHUNK - 1))] = null;
+      boolean full = (index | (CHUNK - 1)) < highestId; // no later id can land in this chunk
+      if (--live.get(chunk)[0] == 0 && full) {
+        chunks.set(chunk, null);
+      }
+      int leading = 0;
+      while (leading < chunks.size() - 1 && chunks.get(leading) == null) {
+        leading++;
+      }
+      if (leading > 0) {
+        chunks.subList(0, leading).clear();
+        live.subList(0, leading).clear();
+        dropped += leading;
+      }
+    }
+
+    /** Calls {@code visit} on slots with ids below {@code below}, highest first, while it says so. */
+    void descendingBelow(long below, Predicate<Slot> visit) {
+      if (below <= 1) {
+        return;
+      }
+      long top = Math.min(below - 1, highestId);
+      if (top < 1) {
+        return;
+      }
+      for (int c = (int) Math.min(chunks.size() - 1, ((top - 1) >>> CHUNK_BITS) - dropped);
+          c >= 0; c--) {
+        Slot[] chunk = chunks.get(c);
+        if (chunk == null) {
+          continue;
+        }
+        long first = (dropped + c) << CHUNK_BITS; // index of the chunk's first slot
+        for (int i = (int) Math.min(CHUNK - 1, top - 1 - first); i >= 0; i--) {
+          Slot slot = chunk[i];
+          if (slot != null && !visit.test(slot)) {
+            return;
+          }
+        }
+      }
+    }
   }
 
   /**

@@ -50,6 +50,33 @@ public interface RunStore extends AutoCloseable {
   RunRecord insert(NewRun run);
 
   /**
+   * Stores a new run as {@link #insert} does and, in the same atomic step, claims it for
+   * {@code claim.owner()} if it is the run that {@link #claim claim(claim)} would pick first:
+   * it is due ({@code notBefore} not after now), its agent has a quota in {@code claim}, no run
+   * of its serial key is QUEUED or RUNNING, and no other run that {@code claim} could take comes
+   * before it in claim order (a QUEUED, due run of an agent in the quotas, allowed by its serial
+   * key, with a priority at least as high). A claimed run is returned RUNNING as {@code claim}
+   * would leave it (attempt 1, the owner, a lease until now + {@code claim.lease()}), with its
+   * {@code queued} and then its {@code started} event; any other run is returned QUEUED, exactly
+   * as {@code insert} stores it. A request whose idempotency key is taken returns the stored run
+   * unchanged, and REJECT behaves as in {@code insert}.
+   *
+   * <p>A runner calls this for a local submit when it has a free permit, so that the run starts
+   * without waiting for a second commit and a hand-off to its dispatcher. A store may always
+   * return the run QUEUED (it then runs through a later {@code claim}); a store may also give up
+   * early and return it QUEUED when proving that nothing comes first would cost too much (a
+   * long walk past runs that are not due). Claiming a run that something else should precede is
+   * never allowed. The default never claims: it calls {@code insert}.
+   *
+   * @param run the run to store
+   * @param claim who would claim it, with the quotas and lease of that claim
+   */
+  default RunRecord insertAndClaim(NewRun run, ClaimRequest claim) {
+    java.util.Objects.requireNonNull(claim, "claim");
+    return insert(run);
+  }
+
+  /**
    * Atomically moves due QUEUED runs to RUNNING for {@code request.owner()}: highest priority
    * first, then lowest id, within the request's limit and per-agent quotas. A run with a serial
    * key is claimed only if no run of that key is RUNNING and it is the oldest QUEUED run of its

@@ -42,6 +42,41 @@ final class Sql {
           + " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
           + " RETURNING " + RUN_COLUMNS;
 
+  /**
+   * A run inserted already claimed (attempt 1, the owner, a lease), for a submit whose run
+   * comes first in claim order; never with an idempotency key, so there is no conflict to handle.
+   */
+  static final String INSERT_RUNNING_RUN =
+      "INSERT INTO runs (agent, status, input, serial_key, priority, attempt, max_attempts,"
+          + " created_at, not_before, started_at, owner, lease_until)"
+          + " VALUES (?, 'RUNNING', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)"
+          + " RETURNING " + RUN_COLUMNS;
+
+  /** The two events of a run inserted already claimed, in one statement. */
+  static final String INSERT_QUEUED_AND_STARTED_EVENTS =
+      "INSERT INTO events (run_id, attempt, type, data, at)"
+          + " VALUES (?1, 0, 'queued', '', ?2), (?1, 1, 'started', ?3, ?2)";
+
+  /** Whether a run of the serial key is QUEUED or RUNNING; both probes use partial indexes. */
+  static final String SERIAL_KEY_ACTIVE =
+      "SELECT EXISTS (SELECT 1 FROM runs WHERE serial_key = ?1 AND status = 'RUNNING')"
+          + " OR EXISTS (SELECT 1 FROM runs WHERE serial_key = ?1 AND status = 'QUEUED')";
+
+  /**
+   * Whether one agent has a claimable run of at least the given priority: the question a
+   * submit asks before it inserts its run already claimed. The same conditions as
+   * {@link #CLAIM_CANDIDATES}, on the same index.
+   */
+  static final String CLAIMABLE_AT_OR_ABOVE =
+      "SELECT 1 FROM runs r INDEXED BY runs_queue"
+          + " WHERE r.status = 'QUEUED' AND r.agent = ? AND r.priority >= ? AND r.not_before <= ?"
+          + " AND (r.serial_key IS NULL OR ("
+          + "   NOT EXISTS (SELECT 1 FROM runs b"
+          + "     WHERE b.serial_key = r.serial_key AND b.status = 'RUNNING')"
+          + "   AND NOT EXISTS (SELECT 1 FROM runs o"
+          + "     WHERE o.serial_key = r.serial_key AND o.status = 'QUEUED' AND o.id < r.id)))"
+          + " LIMIT 1";
+
   /** The oldest QUEUED or RUNNING run of a serial key: the one a REJECT names. */
   static final String OLDEST_ACTIVE_OF_SERIAL_KEY =
       "SELECT id FROM runs WHERE serial_key = ? AND status IN ('QUEUED', 'RUNNING')"

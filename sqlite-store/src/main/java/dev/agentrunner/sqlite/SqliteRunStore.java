@@ -152,6 +152,24 @@ public final class SqliteRunStore implements RunStore {
         "insert of a run of agent \"" + run.agent() + "\"", tx -> writes.insert(tx, run)));
   }
 
+  /**
+   * {@inheritDoc}
+   *
+   * <p>One writer operation: the checks (serial key idle, no claimable run of at least the
+   * same priority for any agent in the quotas) and the insert share the write transaction, so
+   * no other thread or process can slip a run in between. A run with an idempotency key is
+   * always stored QUEUED.
+   */
+  @Override
+  public RunRecord insertAndClaim(NewRun run, ClaimRequest claim) {
+    Objects.requireNonNull(run, "run");
+    Objects.requireNonNull(claim, "claim");
+    ensureOpen();
+    return run.requireSameRequest(writer.submit(
+        "insert of a run of agent \"" + run.agent() + "\"",
+        tx -> writes.insertAndClaim(tx, run, claim)));
+  }
+
   @Override
   public List<RunRecord> claim(ClaimRequest request) {
     Objects.requireNonNull(request, "request");

@@ -1,5 +1,6 @@
 package dev.agentrunner.sqlite;
 
+import dev.agentrunner.RunRejectedException;
 import dev.agentrunner.StoreException;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -21,12 +22,16 @@ import java.util.concurrent.locks.ReentrantLock;
  * The one thread and connection through which this process writes the database (group commit).
  *
  * <p>Callers hand it operations and wait. The thread takes every operation waiting (up to the
- * batch size) and runs them in one IMMEDIATE transaction, one SAVEPOINT each, then commits once:
- * one fsync for the whole batch. An operation that fails is rolled back to its savepoint and
- * fails alone; the others commit. If an operation's failure takes the whole transaction with it
- * (SQLite rolls back the transaction on some I/O errors) that operation fails, and the others of
- * the batch run again one per transaction; if the commit fails, all of them run again one per
- * transaction. So each caller still gets its own result or its own error. A result is
+ * batch size) and runs them in one IMMEDIATE transaction, then commits once: one fsync for the
+ * whole batch. Operations rarely fail, so a batch first runs straight through. If an operation
+ * throws, the transaction is rolled back and the batch runs again isolated: one SAVEPOINT per
+ * operation, so that the failing one is rolled back to its savepoint and fails alone while the
+ * others commit (the savepoints would otherwise double the statements of every batch). A
+ * refusal ({@link RunRejectedException}, thrown before the operation writes anything) fails
+ * its operation alone without a rollback. If an operation's failure takes the whole transaction
+ * with it (SQLite rolls back the transaction on some I/O errors) that operation fails, and the
+ * others of the batch run again one per transaction; if the commit fails, all of them run again
+ * one per transaction. So each caller still gets its own result or its own error. A result is
  * handed out only after its transaction committed.
  *
  * <p>There is no waiting to fill a batch: while one batch commits, the next one gathers, so a
@@ -37,7 +42,12 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 final class Writer implements AutoCloseable {
 
-  /** A unit of work run inside the writer's transaction. */
+  /**
+   * A unit of work run inside the writer's transaction. It may run more than once (a batch
+   * that met a failure runs again isolated), so it must only read and write the database and
+   * compute its result from what it finds there. A refusal must be thrown as a
+   * {@link RunRejectedException} before the operation writes anything.
+   */
   @FunctionalInterface
   interface Op<T> {
     T apply(Tx tx) throws SQLException;
@@ -61,8 +71,29 @@ final class Writer implements AutoCloseable {
       return ps;
     }
 
+    /**
+     * Executes a statement without results (BEGIN, COMMIT, SAVEPOINT, ...). One that fails is
+     * closed and forgotten: sqlite-jdbc leaves a statement whose {@code execute()} failed
+     * unusable ("statement is not executing") and still in progress, which would then block
+     * every later SAVEPOINT or ROLLBACK on the connection.
+     */
     void execute(String sql) throws SQLException {
-      prepare(sql).execute();
+      PreparedStatement ps = prepare(sql);
+      try {
+        ps.execute();
+      } catch (SQLException e) {
+        statements.remove(sql);
+        closeQuietly(ps);
+        throw e;
+      }
+    }
+
+    /**
+     * Closes every prepared statement, to be prepared again on next use: after an operation
+     * failed, none of them may be left in progress (that would block the rollback) or broken.
+     */
+    void reset() {
+      close();
     }
 
     Connection connection() {
@@ -70,14 +101,16 @@ final class Writer implements AutoCloseable {
     }
 
     void close() {
-      for (PreparedStatement ps : statements.values()) {
-        try {
-          ps.close();
-        } catch (SQLException ignored) {
-          // closing anyway
-        }
-      }
+      statements.values().forEach(Tx::closeQuietly);
       statements.clear();
+    }
+
+    private static void closeQuietly(PreparedStatement ps) {
+      try {
+        ps.close();
+      } catch (SQLException ignored) {
+        // closing anyway
+      }
     }
   }
 
@@ -271,11 +304,48 @@ final class Writer implements AutoCloseable {
     for (int i = 0; i < batch.size(); i++) {
       Pending<?> p = batch.get(i);
       try {
+        p.apply(tx);
+        applied.add(p);
+      } catch (RunRejectedException refused) {
+        p.fail(refused); // wrote nothing: the others go on in the same transaction
+      } catch (Throwable t) {
+        // Roll back everything and run the operations again with a savepoint around each, so
+        // that this one fails alone; refused ones already have their answer and stay out. A
+        // lone operation needs no second run.
+        rollbackQuietly();
+        List<Pending<?>> again = new ArrayList<>(applied);
+        again.addAll(batch.subList(i, batch.size()));
+        if (again.size() == 1) {
+          p.fail(failures.wrap(p.what, t));
+        } else {
+          runIsolated(again);
+        }
+        return;
+      }
+    }
+    commit(batch, applied);
+  }
+
+  /** Runs a batch in one transaction with a savepoint per operation, so each can fail alone. */
+  private void runIsolated(List<Pending<?>> batch) {
+    try {
+      begin();
+    } catch (SQLException e) {
+      for (Pending<?> p : batch) {
+        p.fail(failures.wrap(p.what, e));
+      }
+      return;
+    }
+    List<Pending<?>> applied = new ArrayList<>(batch.size());
+    for (int i = 0; i < batch.size(); i++) {
+      Pending<?> p = batch.get(i);
+      try {
         tx.execute("SAVEPOINT op");
         p.apply(tx);
         tx.execute("RELEASE op");
         applied.add(p);
       } catch (Throwable t) {
+        tx.reset();
         if (rollbackToSavepoint()) {
           // Nothing of this operation remains in the transaction: it fails alone, now.
           p.fail(failures.wrap(p.what, t));
@@ -292,6 +362,11 @@ final class Writer implements AutoCloseable {
         return;
       }
     }
+    commit(batch, applied);
+  }
+
+  /** Commits the operations applied in the open transaction and hands out their results. */
+  private void commit(List<Pending<?>> batch, List<Pending<?>> applied) {
     try {
       tx.execute("COMMIT");
     } catch (SQLException e) {
@@ -358,7 +433,9 @@ final class Writer implements AutoCloseable {
     }
   }
 
+  /** Rolls back whatever transaction is open; first closes every statement still in progress. */
   private void rollbackQuietly() {
+    tx.reset();
     try {
       if (!connection.isClosed()) {
         tx.execute("ROLLBACK");

@@ -49,8 +49,83 @@ final class Writes {
 
   RunRecord insert(Writer.Tx tx, NewRun run) throws SQLException {
     Instant now = clock.instant();
-    Instant notBefore = run.notBefore() == null ? now : run.notBefore();
-    String key = run.request().idempotencyKey();
+    rejectIfKeyBusy(tx, run);
+    return insertQueued(tx, run, now);
+  }
+
+  /**
+   * The insert of {@link dev.agentrunner.spi.RunStore#insertAndClaim}: the run is stored
+   * RUNNING when it comes first in the claim's order, else QUEUED as by {@link #insert}. The
+   * checks and the insert are one step: the writer holds the database's write lock.
+   */
+  RunRecord insertAndClaim(Writer.Tx tx, NewRun run, ClaimRequest claim) throws SQLException {
+    Instant now = clock.instant();
+    rejectIfKeyBusy(tx, run);
+    if (!comesFirst(tx, run, claim, now)) {
+      return insertQueued(tx, run, now);
+    }
+    long nowNanos = Rows.nanos(now);
+    PreparedStatement ps = tx.prepare(Sql.INSERT_RUNNING_RUN);
+    ps.setString(1, run.agent());
+    ps.setString(2, run.input());
+    Rows.setNullableString(ps, 3, run.request().serialKey());
+    ps.setInt(4, run.request().priority());
+    ps.setInt(5, run.maxAttempts());
+    ps.setLong(6, nowNanos);
+    ps.setLong(7, nowNanos);
+    ps.setLong(8, nowNanos);
+    ps.setString(9, claim.owner());
+    ps.setLong(10, Rows.nanos(now.plus(claim.lease())));
+    RunRecord inserted = Rows.runOrNull(ps);
+    PreparedStatement events = tx.prepare(Sql.INSERT_QUEUED_AND_STARTED_EVENTS);
+    events.setLong(1, inserted.id());
+    events.setLong(2, nowNanos);
+    events.setString(3, claim.owner());
+    events.executeUpdate();
+    return inserted;
+  }
+
+  /**
+   * Whether a claim for {@code claim} would take the new run before every stored one (see
+   * {@link dev.agentrunner.spi.RunStore#insertAndClaim}). A run with an idempotency key is
+   * never claimed at insert: the key may already hold another run.
+   */
+  private boolean comesFirst(Writer.Tx tx, NewRun run, ClaimRequest claim, Instant now)
+      throws SQLException {
+    if (run.request().idempotencyKey() != null || !claim.quotas().containsKey(run.agent())
+        || (run.notBefore() != null && run.notBefore().isAfter(now))) {
+      return false;
+    }
+    String serialKey = run.request().serialKey();
+    if (serialKey != null) {
+      PreparedStatement active = tx.prepare(Sql.SERIAL_KEY_ACTIVE);
+      active.setString(1, serialKey);
+      try (ResultSet rs = active.executeQuery()) {
+        if (rs.next() && rs.getInt(1) != 0) {
+          return false;
+        }
+      }
+    }
+    PreparedStatement ahead = tx.prepare(Sql.CLAIMABLE_AT_OR_ABOVE);
+    long nowNanos = Rows.nanos(now);
+    for (String agent : claim.quotas().keySet()) {
+      ahead.setString(1, agent);
+      ahead.setInt(2, run.request().priority());
+      ahead.setLong(3, nowNanos);
+      try (ResultSet rs = ahead.executeQuery()) {
+        if (rs.next()) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  /**
+   * REJECT: refuses the run if its serial key is busy. Runs before anything is written, as the
+   * writer requires of a refusal (see {@link Writer.Op}).
+   */
+  private static void rejectIfKeyBusy(Writer.Tx tx, NewRun run) throws SQLException {
     String serialKey = run.request().serialKey();
     if (serialKey != null && run.request().serialKeyPolicy() == SerialKeyPolicy.REJECT) {
       // Inside the IMMEDIATE transaction: no other process can add or start a run of the key
@@ -63,6 +138,11 @@ final class Writes {
         }
       }
     }
+  }
+
+  private RunRecord insertQueued(Writer.Tx tx, NewRun run, Instant now) throws SQLException {
+    Instant notBefore = run.notBefore() == null ? now : run.notBefore();
+    String key = run.request().idempotencyKey();
     PreparedStatement ps = tx.prepare(Sql.INSERT_RUN);
     ps.setString(1, run.agent());
     ps.setString(2, run.input());

@@ -203,6 +203,49 @@ class GroupCommitTest {
     assertThat(store.writer().commits() - commitsBefore).isEqualTo(11);
   }
 
+  /**
+   * After SQLite dropped a transaction, the writer's own ROLLBACK and ROLLBACK TO fail (there is
+   * nothing to roll back), and sqlite-jdbc leaves a statement whose execute() failed unusable.
+   * The writer must not keep such statements: later batches still need to roll back.
+   */
+  @Test
+  void theWriterStillRollsBackAfterATransactionWasLost() throws Exception {
+    Future<Object> wrecker = pool.submit(() -> store.writer().submit("wrecker", tx -> {
+      try (Statement s = tx.connection().createStatement()) {
+        s.execute("ROLLBACK"); // as SQLite does itself after some I/O errors
+      }
+      throw new SQLException("disk I/O error", "HY000", 10);
+    }));
+    assertThat(wrecker).failsWithin(10, TimeUnit.SECONDS)
+        .withThrowableOfType(java.util.concurrent.ExecutionException.class)
+        .havingCause().isInstanceOf(StoreException.class).withMessageContaining("I/O error");
+
+    // A batch that needs a rollback: one poisoned insert among good ones.
+    execute("CREATE TRIGGER poison BEFORE INSERT ON runs WHEN NEW.input = 'poison'"
+        + " BEGIN SELECT RAISE(ABORT, 'poisoned input'); END");
+    CountDownLatch release = blockWriter();
+    List<Future<RunRecord>> good = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      String input = "good-" + i;
+      good.add(pool.submit(() -> store.insert(NewRun.of(RunRequest.of("a", input)))));
+    }
+    Future<RunRecord> poisoned =
+        pool.submit(() -> store.insert(NewRun.of(RunRequest.of("a", "poison"))));
+    awaitQueued(5);
+    release.countDown();
+    assertThat(poisoned).failsWithin(10, TimeUnit.SECONDS)
+        .withThrowableOfType(java.util.concurrent.ExecutionException.class)
+        .havingCause().withMessageContaining("poisoned input");
+    for (Future<RunRecord> f : good) {
+      RunRecord r = f.get(10, TimeUnit.SECONDS);
+      assertThat(store.find(r.id())).contains(r);
+    }
+    // and the writer goes on as if nothing happened
+    RunRecord later = store.insert(NewRun.of(RunRequest.of("a", "later")));
+    assertThat(store.find(later.id())).contains(later);
+    assertThat(count("SELECT count(*) FROM runs")).isEqualTo(5);
+  }
+
   @Test
   void anOperationThatThrowsFailsWithAStoreExceptionAndLeavesNothing() throws Exception {
     RunRecord kept = store.insert(NewRun.of(RunRequest.of("a", "kept")));

@@ -35,6 +35,11 @@ class SqliteRunStoreContractTest extends RunStoreContractTest {
     return () -> execute(file, "DROP TRIGGER tck_fail_event_writes");
   }
 
+  @Override
+  protected boolean claimsAtInsert() {
+    return true;
+  }
+
   private static void execute(Path file, String sql) throws Exception {
     try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + file.toUri());
         Statement s = c.createStatement()) {

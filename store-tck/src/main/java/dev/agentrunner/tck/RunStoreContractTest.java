@@ -112,6 +112,16 @@ public abstract class RunStoreContractTest {
    */
   protected abstract AutoCloseable failEventWrites(RunStore store) throws Exception;
 
+  /**
+   * Whether the store claims a run at insert when nothing comes before it
+   * ({@link RunStore#insertAndClaim}). The default, false, accepts a store that always returns
+   * the run QUEUED, as the SPI's default method does; every store is checked never to claim a
+   * run that something should precede. Return true to have the suite also require the claim.
+   */
+  protected boolean claimsAtInsert() {
+    return false;
+  }
+
   /** The store under test in the current test. */
   protected final RunStore store() {
     return store;
@@ -747,6 +757,247 @@ public abstract class RunStoreContractTest {
     assertThat(timedOut.usage()).isEqualTo(usage);
     assertThat(timedOut.finishedAt()).isEqualTo(clock.instant());
     assertThat(eventTypes(bad.id())).containsExactly("queued", "started", "timed_out");
+  }
+
+  // ---------------------------------------------------------------- insert and claim at once
+
+  private static final String W = "submitter";
+
+  private RunRecord insertAndClaim(RunRequest request, Map<String, Integer> quotas) {
+    return store.insertAndClaim(NewRun.of(request),
+        new ClaimRequest(W, quotas, 1, LEASE));
+  }
+
+  private RunRecord insertAndClaim(String agent) {
+    return insertAndClaim(RunRequest.of(agent, nextInput()), Map.of(ALPHA, 1, BETA, 1));
+  }
+
+  /**
+   * Checks a run returned by insertAndClaim: if RUNNING, claimed exactly as claim would have
+   * left it; if QUEUED, stored exactly as insert would have. Returns whether it was claimed.
+   */
+  private boolean assertInsertedOrClaimed(RunRecord run, RunRequest request, Instant now) {
+    assertThat(run.agent()).isEqualTo(request.agent());
+    assertThat(run.input()).isEqualTo(request.input());
+    assertThat(run.createdAt()).isEqualTo(now);
+    assertThat(store.find(run.id())).contains(run);
+    if (run.status() == RunStatus.QUEUED) {
+      assertThat(run.attempt()).isZero();
+      assertThat(run.owner()).isNull();
+      assertThat(run.leaseUntil()).isNull();
+      assertThat(eventTypes(run.id())).containsExactly("queued");
+      return false;
+    }
+    assertThat(run.status()).as("status of run %d", run.id()).isEqualTo(RunStatus.RUNNING);
+    assertThat(run.attempt()).isEqualTo(1);
+    assertThat(run.owner()).isEqualTo(W);
+    assertThat(run.startedAt()).isEqualTo(now);
+    assertThat(run.leaseUntil()).isEqualTo(now.plus(LEASE));
+    assertThat(run.cancelRequested()).isFalse();
+    assertThat(eventTypes(run.id())).containsExactly("queued", "started");
+    List<RunEvent> events = store.events(run.id());
+    assertThat(events.get(0).attempt()).isZero();
+    assertThat(events.get(1).attempt()).isEqualTo(1);
+    assertThat(events.get(1).data()).isEqualTo(W);
+    return true;
+  }
+
+  @Test
+  @DisplayName("insertAndClaim of a run nothing precedes claims it (or stores it QUEUED) exactly")
+  public void insertAndClaimClaimsARunThatNothingPrecedes() {
+    clock.advance(Duration.ofSeconds(2));
+    RunRequest request = RunRequest.of(ALPHA, "first").withPriority(3);
+    RunRecord run = store.insertAndClaim(new NewRun(request, 2),
+        new ClaimRequest(W, Map.of(ALPHA, 1), 1, LEASE));
+    boolean claimed = assertInsertedOrClaimed(run, request, clock.instant());
+    if (claimsAtInsert()) {
+      assertThat(claimed).as("claimed at insert").isTrue();
+    }
+    assertThat(run.maxAttempts()).isEqualTo(2);
+    assertThat(run.priority()).isEqualTo(3);
+    assertThat(claim("other", 10)).as("a claim finds nothing more to take")
+        .hasSize(claimed ? 0 : 1);
+    RunStats stats = assertStatsMatchRows();
+    assertThat(stats.agent(ALPHA).running()).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a run claimed at insert is finished by its owner's attempt 1 and by nobody else")
+  public void aRunClaimedAtInsertIsFencedLikeAnyClaim() {
+    RunRecord run = insertAndClaim(ALPHA);
+    if (run.status() == RunStatus.QUEUED) {
+      run = claimOne(W);
+    }
+    assertThat(store.finish(Finish.succeeded(run.id(), 1, "zombie", "no", Usage.ZERO))).isEmpty();
+    assertThat(store.finish(Finish.succeeded(run.id(), 2, W, "no", Usage.ZERO))).isEmpty();
+    RunRecord done = store.finish(success(run, "yes")).orElseThrow();
+    assertThat(done.status()).isEqualTo(RunStatus.SUCCEEDED);
+    assertThat(eventTypes(run.id())).containsExactly("queued", "started", "succeeded");
+    assertStatsMatchRows();
+  }
+
+  @Test
+  @DisplayName("insertAndClaim never claims a run that an older claimable run of the quotas precedes")
+  public void insertAndClaimDoesNotOvertakeAClaimableRun() {
+    RunRecord waitingAlpha = insert(ALPHA);
+    assertThat(insertAndClaim(ALPHA).status()).as("behind a QUEUED run of its agent")
+        .isEqualTo(RunStatus.QUEUED);
+    claim("drain", Map.of(ALPHA, 10));
+
+    insert(BETA);
+    assertThat(insertAndClaim(RunRequest.of(ALPHA, nextInput()), Map.of(ALPHA, 1, BETA, 1))
+        .status()).as("behind a QUEUED run of another agent in the quotas")
+        .isEqualTo(RunStatus.QUEUED);
+    insert(RunRequest.of(BETA, nextInput()).withPriority(5));
+    assertThat(insertAndClaim(RunRequest.of(ALPHA, nextInput()).withPriority(5),
+        Map.of(ALPHA, 1, BETA, 1)).status()).as("behind an older run of the same priority")
+        .isEqualTo(RunStatus.QUEUED);
+    assertThat(waitingAlpha.status()).isEqualTo(RunStatus.QUEUED);
+    assertStatsMatchRows();
+  }
+
+  @Test
+  @DisplayName("insertAndClaim may pass runs that a claim would pass too")
+  public void insertAndClaimMayPassRunsAClaimWouldPass() {
+    RunRecord holder = insert(RunRequest.of(BETA, nextInput()).withSerialKey("held"));
+    assertThat(idsOf(claim("w1", Map.of(BETA, 1)))).containsExactly(holder.id());
+    insert(RunRequest.of(BETA, nextInput()).withSerialKey("held")); // waits for its key
+    insert(GAMMA); // an agent outside the quotas
+    insert(RunRequest.of(ALPHA, nextInput()).withPriority(-1)); // a lower priority
+    insert(RunRequest.of(ALPHA, nextInput()).withNotBefore(clock.instant().plusSeconds(60)));
+
+    RunRequest request = RunRequest.of(ALPHA, nextInput());
+    RunRecord run = insertAndClaim(request, Map.of(ALPHA, 1, BETA, 1));
+    boolean claimed = assertInsertedOrClaimed(run, request, clock.instant());
+    if (claimsAtInsert()) {
+      assertThat(claimed).as("claimed past runs no claim would take first").isTrue();
+    }
+    assertStatsMatchRows();
+  }
+
+  @Test
+  @DisplayName("insertAndClaim leaves QUEUED a run not due, of an agent without quota, or of a busy key")
+  public void insertAndClaimLeavesQueuedWhatAClaimWouldNotTake() {
+    Instant later = clock.instant().plusSeconds(60);
+    RunRecord notDue = insertAndClaim(RunRequest.of(ALPHA, nextInput()).withNotBefore(later),
+        Map.of(ALPHA, 1));
+    assertThat(notDue.status()).isEqualTo(RunStatus.QUEUED);
+    assertThat(notDue.notBefore()).isEqualTo(later);
+    assertThat(insertAndClaim(RunRequest.of(GAMMA, nextInput()), Map.of(ALPHA, 1)).status())
+        .as("no quota for its agent").isEqualTo(RunStatus.QUEUED);
+
+    RunRecord holder = insertAndClaim(RunRequest.of(BETA, nextInput()).withSerialKey("k"),
+        Map.of(BETA, 1));
+    if (holder.status() == RunStatus.QUEUED) {
+      claim("w1", Map.of(BETA, 1));
+    }
+    assertThat(insertAndClaim(RunRequest.of(BETA, nextInput()).withSerialKey("k"),
+        Map.of(BETA, 1)).status()).as("its serial key has a RUNNING run")
+        .isEqualTo(RunStatus.QUEUED);
+    insert(RunRequest.of(ALPHA, nextInput()).withSerialKey("q").withNotBefore(later));
+    assertThat(insertAndClaim(RunRequest.of(BETA, nextInput()).withSerialKey("q"),
+        Map.of(BETA, 1)).status()).as("its serial key has an older QUEUED run, not yet due")
+        .isEqualTo(RunStatus.QUEUED);
+    assertStatsMatchRows();
+  }
+
+  @Test
+  @DisplayName("insertAndClaim with a taken idempotency key returns the stored run unchanged")
+  public void insertAndClaimHonoursIdempotencyKeys() {
+    RunRecord first = insert(RunRequest.of(ALPHA, "once").withIdempotencyKey("k"));
+    Snapshot before = snapshot();
+    assertThat(insertAndClaim(RunRequest.of(ALPHA, "once").withIdempotencyKey("k"),
+        Map.of(ALPHA, 1))).isEqualTo(first);
+    assertThatThrownBy(() -> insertAndClaim(RunRequest.of(ALPHA, "other").withIdempotencyKey("k"),
+        Map.of(ALPHA, 1))).isInstanceOf(IdempotencyConflictException.class);
+    assertThat(snapshot()).isEqualTo(before);
+  }
+
+  @Test
+  @DisplayName("insertAndClaim with REJECT refuses a busy serial key and stores nothing")
+  public void insertAndClaimHonoursReject() {
+    RunRecord active = insert(RunRequest.of(ALPHA, nextInput()).withSerialKey("chat"));
+    Snapshot before = snapshot();
+    assertThatThrownBy(() -> insertAndClaim(RunRequest.of(ALPHA, nextInput())
+        .withSerialKey("chat", SerialKeyPolicy.REJECT), Map.of(ALPHA, 1)))
+        .isInstanceOfSatisfying(SerialKeyBusyException.class,
+            e -> assertThat(e.activeRunId()).isEqualTo(active.id()));
+    assertThat(snapshot()).isEqualTo(before);
+  }
+
+  @Test
+  @DisplayName("I5: an insertAndClaim whose event writes fail leaves no row and no event")
+  public void insertAndClaimIsAtomicWithItsEvents() throws Exception {
+    insert(BETA);
+    assertFailsWithoutTrace("insertAndClaim", () -> insertAndClaim(ALPHA));
+    RunRecord kept = insertAndClaim(ALPHA);
+    assertThat(store.find(kept.id())).contains(kept);
+    assertStatsMatchRows();
+  }
+
+  @Test
+  @DisplayName("I2: runs claimed at insert by 4 threads while 4 claimers run are each taken once")
+  @Timeout(value = CONCURRENT_TIMEOUT_SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+  public void runsClaimedAtInsertAreNeverClaimedAgain() throws Exception {
+    int perInserter = 500;
+    AtomicBoolean inserting = new AtomicBoolean(true);
+    AtomicInteger insertersLeft = new AtomicInteger(4);
+    List<Callable<List<RunRecord>>> tasks = new ArrayList<>();
+    for (int t = 0; t < 4; t++) {
+      int thread = t;
+      tasks.add(() -> {
+        List<RunRecord> mine = new ArrayList<>();
+        try {
+          for (int i = 0; i < perInserter; i++) {
+            RunRecord r = store.insertAndClaim(NewRun.of(RunRequest.of(ALPHA,
+                inputOf(thread, i))), new ClaimRequest("inserter-" + thread, Map.of(ALPHA, 1),
+                1, LEASE));
+            if (r.status() == RunStatus.RUNNING) {
+              mine.add(r);
+            }
+          }
+        } finally {
+          if (insertersLeft.decrementAndGet() == 0) {
+            inserting.set(false);
+          }
+        }
+        return mine;
+      });
+    }
+    for (int t = 0; t < 4; t++) {
+      int claimer = t;
+      tasks.add(() -> {
+        List<RunRecord> mine = new ArrayList<>();
+        boolean more = true;
+        while (inserting.get() || more) {
+          List<RunRecord> got = claim("claimer-" + claimer, 7);
+          more = !got.isEmpty();
+          mine.addAll(got);
+        }
+        return mine;
+      });
+    }
+    List<List<RunRecord>> results = inParallel(tasks);
+    Map<Long, RunRecord> taken = new HashMap<>();
+    List<String> problems = new ArrayList<>();
+    for (List<RunRecord> part : results) {
+      for (RunRecord r : part) {
+        RunRecord twice = taken.put(r.id(), r);
+        if (twice != null) {
+          problems.add("run " + r.id() + " taken by " + twice.owner() + " and " + r.owner());
+        }
+        if (r.attempt() != 1) {
+          problems.add("run " + r.id() + " taken at attempt " + r.attempt());
+        }
+      }
+    }
+    assertThat(problems).as("problems (first 10)").isEmpty();
+    assertThat(taken).as("every run taken once, at insert or by a claim")
+        .hasSize(4 * perInserter);
+    for (RunRecord r : taken.values()) {
+      assertThat(current(r.id())).isEqualTo(r);
+    }
+    assertThat(store.stats().total().running()).isEqualTo(4 * perInserter);
   }
 
   // ---------------------------------------------------------------- atomic events (I5)

@@ -35,4 +35,9 @@ final class InMemoryRunStoreContractTest extends RunStoreContractTest {
     }
     return () -> failing.set(false);
   }
+
+  @Override
+  protected boolean claimsAtInsert() {
+    return true;
+  }
 }
