@@ -38,10 +38,20 @@ public record Usage(long inputTokens, long outputTokens, long costMicros) {
    */
   public Usage plus(Usage other) {
     java.util.Objects.requireNonNull(other, "other");
+    if (other.isZero()) {
+      return this;
+    }
+    if (isZero()) {
+      return other;
+    }
     return new Usage(
         Math.addExact(inputTokens, other.inputTokens),
         Math.addExact(outputTokens, other.outputTokens),
         Math.addExact(costMicros, other.costMicros));
+  }
+
+  private boolean isZero() {
+    return inputTokens == 0 && outputTokens == 0 && costMicros == 0;
   }
 
   /** The total number of tokens, in and out. */

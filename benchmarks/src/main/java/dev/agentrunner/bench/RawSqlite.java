@@ -1,5 +1,14 @@
 package dev.agentrunner.bench;
 
+import static dev.agentrunner.sqlite.StoreInternals.CLAIMABLE_AT_OR_ABOVE;
+import static dev.agentrunner.sqlite.StoreInternals.CLAIM_CANDIDATES;
+import static dev.agentrunner.sqlite.StoreInternals.CLAIM_RUN;
+import static dev.agentrunner.sqlite.StoreInternals.FINISH_TERMINAL;
+import static dev.agentrunner.sqlite.StoreInternals.INSERT_EVENT;
+import static dev.agentrunner.sqlite.StoreInternals.INSERT_QUEUED_AND_STARTED_EVENTS;
+import static dev.agentrunner.sqlite.StoreInternals.INSERT_RUN;
+import static dev.agentrunner.sqlite.StoreInternals.INSERT_RUNNING_RUN;
+
 import dev.agentrunner.sqlite.SqliteRunStore;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -8,56 +17,30 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.sql.Types;
 import java.time.Duration;
 import org.HdrHistogram.Histogram;
 import org.sqlite.SQLiteConfig;
 
 /**
- * The baselines of figures 2 and 3: the statements the SQLite store runs for one run's life
- * (insert + queued event, claim query, claim update + started event, finish update + finished
- * event), issued straight through JDBC on one connection, with no engine and no group-commit
- * writer. The schema is the store's own (the file is created by opening a
- * {@link SqliteRunStore}), so indexes and triggers cost the same on both sides.
+ * The baselines of figures 2 and 3: the SQLite store's own statements (taken from the store
+ * itself through {@link dev.agentrunner.sqlite.StoreInternals}, so they cannot drift apart),
+ * issued straight through JDBC on one connection configured like the store's writer, with no
+ * engine and no group-commit writer. The schema is the store's own (the file is created by
+ * opening a {@link SqliteRunStore}), so indexes and triggers cost the same on both sides.
+ *
+ * <p>Two lives of a run are measured. The queue path, what a straightforward queue does:
+ * insert QUEUED + event, find the next run, claim it + event, finish it + event (six writes).
+ * The engine's own path for a submit with a free permit: check that nothing comes first,
+ * insert already claimed + both events, finish it + event (three writes).
  *
  * <p>Thread-safety: not thread-safe; one instance per thread.
  */
 final class RawSqlite implements AutoCloseable {
 
-  /** The run columns the store's statements return; read back here too, at the same cost. */
-  private static final String RUN_COLUMNS =
-      "id, agent, status, input, output, error, serial_key, idempotency_key, priority, attempt,"
-          + " max_attempts, created_at, not_before, started_at, finished_at, owner, lease_until,"
-          + " cancel_requested, input_tokens, output_tokens, cost_micros";
-
-  private static final String INSERT_RUN =
-      "INSERT INTO runs (agent, status, input, serial_key, idempotency_key, priority, attempt,"
-          + " max_attempts, created_at, not_before) VALUES (?, 'QUEUED', ?, NULL, NULL, 0, 0, 1,"
-          + " ?, ?) ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-          + " RETURNING " + RUN_COLUMNS;
-  private static final String INSERT_EVENT =
-      "INSERT INTO events (run_id, attempt, type, data, at) VALUES (?, ?, ?, ?, ?)";
-  private static final String CLAIM_CANDIDATES =
-      "SELECT r.id, r.priority FROM runs r INDEXED BY runs_queue"
-          + " WHERE r.status = 'QUEUED' AND r.agent = ? AND r.not_before <= ?"
-          + " AND (r.serial_key IS NULL OR ("
-          + "   NOT EXISTS (SELECT 1 FROM runs b"
-          + "     WHERE b.serial_key = r.serial_key AND b.status = 'RUNNING')"
-          + "   AND NOT EXISTS (SELECT 1 FROM runs o"
-          + "     WHERE o.serial_key = r.serial_key AND o.status = 'QUEUED' AND o.id < r.id)))"
-          + " ORDER BY r.priority DESC, r.id LIMIT ?";
-  private static final String CLAIM_RUN =
-      "UPDATE runs SET status = 'RUNNING', attempt = attempt + 1, owner = ?, started_at = ?,"
-          + " lease_until = ?, cancel_requested = 0 WHERE id = ? AND status = 'QUEUED'"
-          + " RETURNING " + RUN_COLUMNS;
-  private static final String FINISH =
-      "UPDATE runs SET status = 'SUCCEEDED', output = ?, error = NULL, finished_at = ?,"
-          + " lease_until = NULL, cancel_requested = 0, input_tokens = input_tokens + 0,"
-          + " output_tokens = output_tokens + 0, cost_micros = cost_micros + 0"
-          + " WHERE id = ? AND status = 'RUNNING' AND attempt = ? AND owner = ?"
-          + " RETURNING " + RUN_COLUMNS;
-
   private static final String OWNER = "raw-worker";
   private static final String AGENT = "noop";
+  private static final long LEASE_NANOS = 30_000_000_000L;
 
   private final Connection c;
   private final Statement plain;
@@ -66,20 +49,17 @@ final class RawSqlite implements AutoCloseable {
   private final PreparedStatement candidates;
   private final PreparedStatement claimRun;
   private final PreparedStatement finish;
+  private final PreparedStatement claimableAhead;
+  private final PreparedStatement insertRunning;
+  private final PreparedStatement insertTwoEvents;
   private final PreparedStatement savepoint;
   private final PreparedStatement release;
 
-  /**
-   * Creates the store's schema in {@code file} and opens one raw connection like the store's.
-   *
-   * @param generatedKeys sqlite-jdbc's {@code getGeneratedKeys} option, on by default as in the
-   *     store; when on, the driver runs {@code SELECT last_insert_rowid()} after every INSERT
-   */
-  RawSqlite(Path file, SqliteRunStore.Durability durability, boolean generatedKeys)
-      throws SQLException {
+  /** Creates the store's schema in {@code file} and opens one raw connection like its writer. */
+  RawSqlite(Path file, SqliteRunStore.Durability durability) throws SQLException {
     SqliteRunStore.builder(file).durability(durability).build().close();
     SQLiteConfig config = new SQLiteConfig();
-    config.setGetGeneratedKeys(generatedKeys);
+    config.setGetGeneratedKeys(false); // as the store's writer: ids come from RETURNING
     c = config.createConnection("jdbc:sqlite:" + file.toUri());
     plain = c.createStatement();
     plain.execute("PRAGMA busy_timeout = 5000");
@@ -90,13 +70,16 @@ final class RawSqlite implements AutoCloseable {
     insertEvent = c.prepareStatement(INSERT_EVENT);
     candidates = c.prepareStatement(CLAIM_CANDIDATES);
     claimRun = c.prepareStatement(CLAIM_RUN);
-    finish = c.prepareStatement(FINISH);
+    finish = c.prepareStatement(FINISH_TERMINAL);
+    claimableAhead = c.prepareStatement(CLAIMABLE_AT_OR_ABOVE);
+    insertRunning = c.prepareStatement(INSERT_RUNNING_RUN);
+    insertTwoEvents = c.prepareStatement(INSERT_QUEUED_AND_STARTED_EVENTS);
     savepoint = c.prepareStatement("SAVEPOINT op");
     release = c.prepareStatement("RELEASE op");
   }
 
   /**
-   * The naive rate: every statement of a run's life in its own autocommit transaction (six
+   * The naive rate: the queue path, every statement its own autocommit transaction (six
    * commits per run), for {@code window}.
    *
    * @return the round; its latency is each run's insert-to-finish time
@@ -108,7 +91,7 @@ final class RawSqlite implements AutoCloseable {
     long runs = 0;
     long t0;
     while ((t0 = System.nanoTime()) - end < 0) {
-      long id = insert(t0);
+      long id = insertQueued(t0);
       event(id, 0, "queued", "");
       long[] claimed = candidates(1);
       int attempt = claim(claimed[0]);
@@ -122,18 +105,36 @@ final class RawSqlite implements AutoCloseable {
   }
 
   /**
-   * The raw JDBC ceiling: the same statements, {@code runsPerTx} runs' worth of them in one
-   * IMMEDIATE transaction (insert all, one claim query, claim all, finish all, commit), for
-   * {@code window}. With {@code savepoints}, each operation the store's writer would run (an
-   * insert with its event, the claim, a finish with its event) is wrapped in SAVEPOINT/RELEASE
-   * as the writer does, to price that isolation on its own.
+   * The engine's own path, every write its own autocommit transaction (three commits per run):
+   * what the statements cost without group commit.
+   */
+  Load.Round naiveOwnPath(Duration window) throws SQLException {
+    Histogram latency = new Histogram(3);
+    long start = System.nanoTime();
+    long end = start + window.toNanos();
+    long runs = 0;
+    long t0;
+    while ((t0 = System.nanoTime()) - end < 0) {
+      long id = insertClaimed(t0);
+      finish(id, 1);
+      event(id, 1, "succeeded", "");
+      latency.recordValue(System.nanoTime() - t0);
+      runs++;
+    }
+    return new Load.Round(runs, System.nanoTime() - start, latency);
+  }
+
+  /**
+   * The raw JDBC ceiling: the engine's own path, {@code runsPerTx} runs of it in one IMMEDIATE
+   * transaction (insert each already claimed, then finish each), for {@code window}. With
+   * {@code savepoints}, each insert and each finish is wrapped in SAVEPOINT/RELEASE, as the
+   * store's writer did for every operation before it ran batches straight through.
    *
    * @return the round; its latency is each transaction's time (every run in it shares it)
    */
   Load.Round ceiling(Duration window, int runsPerTx, boolean savepoints) throws SQLException {
     Histogram latency = new Histogram(3);
     long[] ids = new long[runsPerTx];
-    int[] attempts = new int[runsPerTx];
     long start = System.nanoTime();
     long end = start + window.toNanos();
     long runs = 0;
@@ -142,21 +143,13 @@ final class RawSqlite implements AutoCloseable {
       plain.execute("BEGIN IMMEDIATE");
       for (int i = 0; i < runsPerTx; i++) {
         savepoint(savepoints);
-        ids[i] = insert(t0);
-        event(ids[i], 0, "queued", "");
+        ids[i] = insertClaimed(t0);
         release(savepoints);
       }
-      savepoint(savepoints);
-      long[] claimed = candidates(runsPerTx);
-      for (int i = 0; i < claimed.length; i++) {
-        attempts[i] = claim(claimed[i]);
-        event(claimed[i], attempts[i], "started", OWNER);
-      }
-      release(savepoints);
-      for (int i = 0; i < claimed.length; i++) {
+      for (int i = 0; i < runsPerTx; i++) {
         savepoint(savepoints);
-        finish(claimed[i], attempts[i]);
-        event(claimed[i], attempts[i], "succeeded", "");
+        finish(ids[i], 1);
+        event(ids[i], 1, "succeeded", "");
         release(savepoints);
       }
       plain.execute("COMMIT");
@@ -182,29 +175,22 @@ final class RawSqlite implements AutoCloseable {
   }
 
   /**
-   * The floor under submit → agent start on a durable store: a run cannot start before two
-   * commits, its insert's and its claim's. Measured closed loop, one run at a time, for
-   * {@code window}; each run is then finished (untimed) so the queue stays as short as the
-   * engine's.
+   * The floor under submit → agent start on a durable store: a run cannot start before the
+   * commit that stores it claimed. Measured closed loop, one run at a time, for
+   * {@code window}; each run is then finished (untimed) so the table stays as the engine's.
    */
-  Histogram twoCommitFloor(Duration window) throws SQLException {
+  Histogram oneCommitFloor(Duration window) throws SQLException {
     Histogram latency = new Histogram(3);
     long end = System.nanoTime() + window.toNanos();
     long t0;
     while ((t0 = System.nanoTime()) - end < 0) {
       plain.execute("BEGIN IMMEDIATE");
-      long id = insert(t0);
-      event(id, 0, "queued", "");
-      plain.execute("COMMIT");
-      plain.execute("BEGIN IMMEDIATE");
-      long[] claimed = candidates(1);
-      int attempt = claim(claimed[0]);
-      event(id, attempt, "started", OWNER);
+      long id = insertClaimed(t0);
       plain.execute("COMMIT");
       latency.recordValue(System.nanoTime() - t0);
       plain.execute("BEGIN IMMEDIATE");
-      finish(id, attempt);
-      event(id, attempt, "succeeded", "");
+      finish(id, 1);
+      event(id, 1, "succeeded", "");
       plain.execute("COMMIT");
     }
     return latency;
@@ -214,13 +200,46 @@ final class RawSqlite implements AutoCloseable {
     return System.currentTimeMillis() * 1_000_000L;
   }
 
-  private long insert(long t0) throws SQLException {
+  private long insertQueued(long t0) throws SQLException {
     long now = nowNanos();
     insertRun.setString(1, AGENT);
     insertRun.setString(2, Long.toString(t0));
-    insertRun.setLong(3, now);
-    insertRun.setLong(4, now);
+    insertRun.setNull(3, Types.VARCHAR);
+    insertRun.setNull(4, Types.VARCHAR);
+    insertRun.setInt(5, 0);
+    insertRun.setInt(6, 1);
+    insertRun.setLong(7, now);
+    insertRun.setLong(8, now);
     return readRun(insertRun)[0];
+  }
+
+  /** The engine's insert of a run that comes first: the check, the insert, both events. */
+  private long insertClaimed(long t0) throws SQLException {
+    long now = nowNanos();
+    claimableAhead.setString(1, AGENT);
+    claimableAhead.setInt(2, 0);
+    claimableAhead.setLong(3, now);
+    try (ResultSet rs = claimableAhead.executeQuery()) {
+      if (rs.next()) {
+        throw new IllegalStateException("a claimable run is waiting; the baseline queues none");
+      }
+    }
+    insertRunning.setString(1, AGENT);
+    insertRunning.setString(2, Long.toString(t0));
+    insertRunning.setNull(3, Types.VARCHAR);
+    insertRunning.setInt(4, 0);
+    insertRunning.setInt(5, 1);
+    insertRunning.setLong(6, now);
+    insertRunning.setLong(7, now);
+    insertRunning.setLong(8, now);
+    insertRunning.setString(9, OWNER);
+    insertRunning.setLong(10, now + LEASE_NANOS);
+    long id = readRun(insertRunning)[0];
+    insertTwoEvents.setLong(1, id);
+    insertTwoEvents.setLong(2, now);
+    insertTwoEvents.setString(3, OWNER);
+    insertTwoEvents.executeUpdate();
+    return id;
   }
 
   private void event(long runId, int attempt, String type, String data) throws SQLException {
@@ -253,17 +272,23 @@ final class RawSqlite implements AutoCloseable {
     long now = nowNanos();
     claimRun.setString(1, OWNER);
     claimRun.setLong(2, now);
-    claimRun.setLong(3, now + 30_000_000_000L);
+    claimRun.setLong(3, now + LEASE_NANOS);
     claimRun.setLong(4, id);
     return (int) readRun(claimRun)[1];
   }
 
+  /** The store's terminal finish: SUCCEEDED with an empty output and no usage. */
   private void finish(long id, int attempt) throws SQLException {
-    finish.setString(1, "");
-    finish.setLong(2, nowNanos());
-    finish.setLong(3, id);
-    finish.setInt(4, attempt);
-    finish.setString(5, OWNER);
+    finish.setString(1, "SUCCEEDED");
+    finish.setString(2, "");
+    finish.setNull(3, Types.VARCHAR);
+    finish.setLong(4, nowNanos());
+    finish.setLong(5, 0);
+    finish.setLong(6, 0);
+    finish.setLong(7, 0);
+    finish.setLong(8, id);
+    finish.setInt(9, attempt);
+    finish.setString(10, OWNER);
     readRun(finish);
   }
 
@@ -276,7 +301,8 @@ final class RawSqlite implements AutoCloseable {
       if (!rs.next()) {
         throw new IllegalStateException("the statement returned no run");
       }
-      for (int col = 1; col <= 21; col++) {
+      int columns = rs.getMetaData().getColumnCount();
+      for (int col = 1; col <= columns; col++) {
         rs.getObject(col);
       }
       return new long[] {rs.getLong(1), rs.getLong(10)};

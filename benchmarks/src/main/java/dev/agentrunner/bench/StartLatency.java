@@ -17,8 +17,8 @@ import org.HdrHistogram.Recorder;
  * open loop: a pacer starts each submit on its own virtual thread at its scheduled time, whether
  * or not earlier submits have returned, and the latency is taken from that scheduled time (so a
  * stalled submit cannot hide the delay it causes). The baseline, in the same run, is the
- * physical floor of the same path: a raw JDBC insert transaction followed by a claim
- * transaction, two commits, one run at a time.
+ * physical floor of the same path: one raw JDBC transaction that stores the run already
+ * claimed (the engine's own statements), one run at a time.
  *
  * <p>With {@code -Dbench.diag.backgroundCheckpoint=true} it also runs an A/B diagnostic, rounds
  * interleaved: the same load with the writer's automatic WAL checkpoints moved to a background
@@ -41,19 +41,19 @@ final class StartLatency {
     Measured m = offeredLoad(dir, durability, mode.latencyWarmup(), mode.latencyMeasure(),
         false);
     Histogram engine = m.starts();
-    System.err.printf("[%s] floor: raw insert txn + claim txn, closed loop%n", tag);
+    System.err.printf("[%s] floor: one raw insert-claimed transaction, closed loop%n", tag);
     Histogram floor;
     try (SqliteEndToEnd.Db db = new SqliteEndToEnd.Db(dir, durability)) {
-      db.raw.twoCommitFloor(mode.latencyWarmup());
+      db.raw.oneCommitFloor(mode.latencyWarmup());
     }
     try (SqliteEndToEnd.Db db = new SqliteEndToEnd.Db(dir, durability)) {
-      floor = db.raw.twoCommitFloor(mode.latencyMeasure().dividedBy(2));
+      floor = db.raw.oneCommitFloor(mode.latencyMeasure().dividedBy(2));
     }
     double p99 = engine.getValueAtPercentile(99);
     report.row(tag, "submit → agent start, SQLite " + durability + ", " + RATE
             + " runs/s offered (open loop, " + engine.getTotalCount() + " runs): p50 / p99 /"
             + " p99.9",
-        Fmt.percentiles(engine), "raw 2-commit floor " + Fmt.percentiles(floor),
+        Fmt.percentiles(engine), "raw 1-commit floor " + Fmt.percentiles(floor),
         "p99 " + Fmt.ratio(p99 / floor.getValueAtPercentile(99)) + "× floor",
         "p99 ≤ 5 ms" + (full ? "" : " (info: the target is for FULL)"),
         full ? Report.atMost(p99, 5_000_000) : Report.Verdict.INFO);
@@ -61,8 +61,8 @@ final class StartLatency {
         + " 1,000/s offered", engine);
     report.latency(tag, "engine (" + durability + "): scheduled submit → submit() returned"
         + " (the insert's commit)", m.submits());
-    report.latency(tag, "raw floor (" + durability + "): insert commit + claim commit, closed"
-        + " loop", floor);
+    report.latency(tag, "raw floor (" + durability + "): one insert-claimed commit, closed loop",
+        floor);
     if (m.late() > 0) {
       report.note(tag + ": the pacer was more than 1 ms late for " + m.late() + " of "
           + m.offered() + " submits (CPU contention); the latency counts from the scheduled"

@@ -44,10 +44,10 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -65,10 +65,11 @@ import org.slf4j.LoggerFactory;
  * retry fell due, or its last claim was cut short by the permits (see {@link #workSignals}).
  * A timer thread sends heartbeats, enforces timeouts and abandons agents that ignore interrupts.
  *
- * <p>Submits hold the read side of {@link #submitGate} while they insert; closing takes the
- * write side to flip the state. A submit therefore either finishes its insert before the runner
- * starts closing (and its run is stored, to be run now or later), or sees the runner closing and
- * throws: never a silent loss (invariant I9).
+ * <p>A submit counts itself in {@link #submitsInFlight} before it checks the state, and out
+ * after its insert; closing flips the state and then waits for the count to reach zero. Both
+ * are sequentially consistent atomic operations, so either the submit sees the runner closing
+ * and throws, or closing sees the submit and waits until its run is stored (to be run now or
+ * later): never a silent loss (invariant I9).
  *
  * <p>Thread-safety: thread-safe.
  */
@@ -87,7 +88,8 @@ public final class Engine implements AgentRunner {
   /** The store's wake-up subscription, closed with the runner. */
   private volatile AutoCloseable remoteWork = () -> { };
 
-  private final ReentrantReadWriteLock submitGate = new ReentrantReadWriteLock();
+  /** Submits between their state check and the end of their insert (see the class comment). */
+  private final AtomicInteger submitsInFlight = new AtomicInteger();
   private volatile State state = State.OPEN;
   private final AtomicBoolean closeStarted = new AtomicBoolean();
   private final CountDownLatch closed = new CountDownLatch(1);
@@ -117,6 +119,14 @@ public final class Engine implements AgentRunner {
   private final Map<String, AgentStatsRecorder> localStats = new TreeMap<>();
   /** Finishes the store refused with an error; retried until they apply or are fenced out. */
   private final Queue<PendingFinish> unfinished = new ConcurrentLinkedQueue<>();
+
+  /**
+   * The most runs one claim asks for. A runner with a huge limit and a deep queue would
+   * otherwise claim everything in one store operation (on SQLite one transaction of two
+   * statements per run) and start nothing until it committed; in slices, the first runs start
+   * after the first slice while the dispatcher claims the next.
+   */
+  private static final int MAX_CLAIM = 10_000;
 
   /** After this many refusals, an outcome is replaced by a bare FAILED that carries no data. */
   private static final int MAX_FINISH_TRIES = 5;
@@ -193,8 +203,7 @@ public final class Engine implements AgentRunner {
     String agent = request.agent();
     NewRun run = new NewRun(request, config.agents().get(agent).spec().retry().maxAttempts());
     RunRecord stored;
-    ReentrantReadWriteLock.ReadLock gate = submitGate.readLock();
-    gate.lock();
+    submitsInFlight.incrementAndGet();
     try {
       if (state != State.OPEN) {
         throw new RunnerClosedException(
@@ -214,7 +223,8 @@ public final class Engine implements AgentRunner {
           throw e;
         }
         if (stored.status() == RunStatus.RUNNING) {
-          // Started before the gate opens, so close() waits for it like any other execution.
+          // Started while this submit still counts as in flight, so close() waits for it
+          // like for any other execution.
           Execution execution = begin(stored);
           listeners.submitted(stored);
           listeners.started(stored);
@@ -226,7 +236,9 @@ public final class Engine implements AgentRunner {
         stored = store.insert(run);
       }
     } finally {
-      gate.unlock();
+      if (submitsInFlight.decrementAndGet() == 0 && state != State.OPEN) {
+        signalDrained(); // close() may be waiting for this submit
+      }
     }
     signalWork();
     listeners.submitted(stored);
@@ -377,13 +389,8 @@ public final class Engine implements AgentRunner {
       return;
     }
     try {
-      ReentrantReadWriteLock.WriteLock gate = submitGate.writeLock();
-      gate.lock(); // waits for submits in flight: their runs are stored before we go on
-      try {
-        state = State.CLOSING;
-      } finally {
-        gate.unlock();
-      }
+      state = State.CLOSING;
+      awaitNoSubmitInFlight(); // their runs are stored (or refused) before we go on
       wake.release();
       joinDispatcher();
       if (!awaitDrained(timeout)) {
@@ -458,7 +465,7 @@ public final class Engine implements AgentRunner {
     if (signals == exhaustedAt) {
       return 0; // the queue held nothing more to claim, and nothing has been added since
     }
-    int free = permits.takeGlobal(config.maxConcurrency());
+    int free = permits.takeGlobal(Math.min(config.maxConcurrency(), MAX_CLAIM));
     if (free == 0) {
       return 0;
     }
@@ -512,7 +519,7 @@ public final class Engine implements AgentRunner {
   /** Registers the execution of a run claimed for this runner; its permits are already held. */
   private Execution begin(RunRecord run) {
     Execution execution = new Execution(this, run, config.agents().get(run.agent()));
-    executing.put(run.id(), execution);
+    executing.put(execution.key(), execution);
     localStats.get(run.agent()).started();
     return execution;
   }
@@ -537,7 +544,7 @@ public final class Engine implements AgentRunner {
     localStats.get(run.agent()).finished(
         after.isPresent() ? finish.status() : RunStatus.QUEUED,
         after.isPresent() ? finish.usage() : Usage.ZERO);
-    executing.remove(run.id());
+    executing.remove(execution.key());
     permits.giveOne(run.agent());
     if (run.serialKey() != null) {
       signalWork(); // the next run of its key may be claimable now
@@ -653,11 +660,37 @@ public final class Engine implements AgentRunner {
 
   private void signalIfDrained() {
     if (executing.isEmpty()) {
-      drainLock.lock();
-      try {
-        drained.signalAll();
-      } finally {
-        drainLock.unlock();
+      signalDrained();
+    }
+  }
+
+  /** Wakes close() if it waits for executions or submits to finish. */
+  private void signalDrained() {
+    drainLock.lock();
+    try {
+      drained.signalAll();
+    } finally {
+      drainLock.unlock();
+    }
+  }
+
+  /** Waits until no submit is between its state check and the end of its insert. */
+  private void awaitNoSubmitInFlight() {
+    boolean interrupted = false;
+    drainLock.lock();
+    try {
+      while (submitsInFlight.get() != 0) {
+        try {
+          // bounded, like awaitDrained: the last submit out signals, but no wait relies on it
+          drained.awaitNanos(TimeUnit.MILLISECONDS.toNanos(20));
+        } catch (InterruptedException e) {
+          interrupted = true; // the count decides; keep the interrupt for the caller
+        }
+      }
+    } finally {
+      drainLock.unlock();
+      if (interrupted) {
+        Thread.currentThread().interrupt();
       }
     }
   }

@@ -24,7 +24,6 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -63,15 +62,21 @@ public final class InMemoryRunStore implements RunStore {
    */
   private static final int MAX_PRECEDENCE_WALK = 64;
 
+  /** How often {@link #acquire} retries before it parks: a few microseconds' worth. */
+  private static final int LOCK_SPINS = 200;
+
   private final Clock clock;
   private final Consumer<RunEvent> beforeEventWrite;
+  /** Whether a fault hook is installed; without one, hot paths build no event objects. */
+  private final boolean hooked;
   private final ReentrantLock lock = new ReentrantLock();
 
   // All guarded by lock.
   private final SlotTable runs = new SlotTable();
+  private final EventLog log = new EventLog();
   private final TreeSet<Slot> queued = new TreeSet<>(CLAIM_ORDER);
-  /** RUNNING runs in claim order of arrival; iterated by heartbeats and lease recovery. */
-  private final Set<Slot> running = new LinkedHashSet<>();
+  /** RUNNING runs, oldest claim first; walked by heartbeats and lease recovery. */
+  private final RunningList running = new RunningList();
   private final Map<String, Slot> idempotencyKeys = new HashMap<>();
   private final Map<String, Long> runningBySerialKey = new HashMap<>();
   private final Map<String, TreeSet<Long>> queuedBySerialKey = new HashMap<>();
@@ -84,6 +89,7 @@ public final class InMemoryRunStore implements RunStore {
   private InMemoryRunStore(Builder builder) {
     this.clock = builder.clock;
     this.beforeEventWrite = builder.beforeEventWrite;
+    this.hooked = builder.beforeEventWrite != Builder.NO_HOOK;
   }
 
   /** A store on the system clock. */
@@ -99,14 +105,24 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public RunRecord insert(NewRun run) {
     Objects.requireNonNull(run, "run");
-    return locked(() -> insertLocked(run, null));
+    acquireOpen();
+    try {
+      return insertLocked(run, null);
+    } finally {
+      lock.unlock();
+    }
   }
 
   @Override
   public RunRecord insertAndClaim(NewRun run, ClaimRequest claim) {
     Objects.requireNonNull(run, "run");
     Objects.requireNonNull(claim, "claim");
-    return locked(() -> insertLocked(run, claim));
+    acquireOpen();
+    try {
+      return insertLocked(run, claim);
+    } finally {
+      lock.unlock();
+    }
   }
 
   /** Inserts {@code run}, claimed for {@code claim} if it is the run that claim takes first. */
@@ -128,20 +144,20 @@ public final class InMemoryRunStore implements RunStore {
     Instant now = clock.instant();
     Instant notBefore = run.notBefore() == null ? now : run.notBefore();
     int priority = run.request().priority();
-    RunRecord record = new RunRecord(nextRunId, run.agent(), RunStatus.QUEUED, run.input(),
-        null, null, serialKey, key, priority, 0, run.maxAttempts(), now, notBefore, null, null,
-        null, null, false, Usage.ZERO);
-    RunEvent queuedEvent = event(record.id(), 0, "queued", "", now, 0);
-    RunEvent startedEvent = null;
-    if (claim != null && comesFirst(record, claim, now)) {
-      record = new RunRecord(record.id(), record.agent(), RunStatus.RUNNING, record.input(),
-          null, null, serialKey, key, priority, 1, run.maxAttempts(), now, notBefore, now, null,
-          claim.owner(), now.plus(claim.lease()), false, Usage.ZERO);
-      startedEvent = event(record.id(), 1, "started", claim.owner(), now, 1);
-    }
-    beforeEventWrite.accept(queuedEvent);
-    if (startedEvent != null) {
-      beforeEventWrite.accept(startedEvent);
+    long id = nextRunId;
+    boolean claimed = claim != null && comesFirst(run, notBefore, claim, now);
+    RunRecord record = claimed
+        ? new RunRecord(id, run.agent(), RunStatus.RUNNING, run.input(), null, null, serialKey,
+            key, priority, 1, run.maxAttempts(), now, notBefore, now, null, claim.owner(),
+            now.plus(claim.lease()), false, Usage.ZERO)
+        : new RunRecord(id, run.agent(), RunStatus.QUEUED, run.input(), null, null, serialKey,
+            key, priority, 0, run.maxAttempts(), now, notBefore, null, null, null, null, false,
+            Usage.ZERO);
+    if (hooked) {
+      beforeEventWrite.accept(event(id, 0, "queued", "", now, 0));
+      if (claimed) {
+        beforeEventWrite.accept(event(id, 1, "started", claim.owner(), now, 1));
+      }
     }
     nextRunId++;
     Slot slot = new Slot(record.id(), priority);
@@ -150,9 +166,9 @@ public final class InMemoryRunStore implements RunStore {
       idempotencyKeys.put(key, slot);
     }
     apply(slot, record);
-    commit(slot, queuedEvent);
-    if (startedEvent != null) {
-      commit(slot, startedEvent);
+    commit(slot, 0, "queued", "", now);
+    if (claimed) {
+      commit(slot, 1, "started", claim.owner(), now);
     }
     return record;
   }
@@ -162,15 +178,20 @@ public final class InMemoryRunStore implements RunStore {
    * stored run: it is due, its agent has a quota, its serial key is idle, and no claimable QUEUED
    * run of at least its priority waits (the new run has the highest id, so it loses ties).
    */
-  private boolean comesFirst(RunRecord run, ClaimRequest claim, Instant now) {
-    if (!claim.quotas().containsKey(run.agent()) || run.notBefore().isAfter(now)
-        || (run.serialKey() != null && oldestActive(run.serialKey()) != null)) {
+  private boolean comesFirst(NewRun run, Instant notBefore, ClaimRequest claim, Instant now) {
+    String serialKey = run.request().serialKey();
+    if (!claim.quotas().containsKey(run.agent()) || notBefore.isAfter(now)
+        || (serialKey != null && oldestActive(serialKey) != null)) {
       return false;
     }
+    if (queued.isEmpty()) {
+      return true;
+    }
+    int priority = run.request().priority();
     int looked = 0;
     for (Slot waiting : queued) {
       RunRecord other = waiting.run;
-      if (other.priority() < run.priority()) {
+      if (other.priority() < priority) {
         return true; // everything after this one comes later than the new run
       }
       if (claim.quotas().containsKey(other.agent()) && !other.notBefore().isAfter(now)
@@ -273,7 +294,8 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public Optional<RunRecord> finish(Finish finish) {
     Objects.requireNonNull(finish, "finish");
-    return locked(() -> {
+    acquireOpen();
+    try {
       Slot slot = runs.get(finish.runId());
       RunRecord run = slot == null ? null : slot.run;
       if (run == null || run.status() != RunStatus.RUNNING || run.attempt() != finish.attempt()
@@ -294,12 +316,16 @@ public final class InMemoryRunStore implements RunStore {
           : with(run, status, run.attempt(), run.owner(), null, run.startedAt(), now,
               finish.output(), error, usage, run.notBefore());
       String type = retry ? "requeued" : eventType(done.status());
-      RunEvent event = event(run.id(), done.attempt(), type, error == null ? "" : error, now, 0);
-      beforeEventWrite.accept(event);
+      String data = error == null ? "" : error;
+      if (hooked) {
+        beforeEventWrite.accept(event(run.id(), done.attempt(), type, data, now, 0));
+      }
       apply(slot, done);
-      commit(slot, event);
+      commit(slot, done.attempt(), type, data, now);
       return Optional.of(done);
-    });
+    } finally {
+      lock.unlock();
+    }
   }
 
   @Override
@@ -473,7 +499,7 @@ public final class InMemoryRunStore implements RunStore {
   public List<RunEvent> events(long runId) {
     return locked(() -> {
       Slot slot = runs.get(runId);
-      return slot == null ? List.of() : List.copyOf(slot.events);
+      return slot == null ? List.of() : log.eventsFrom(slot.firstEvent);
     });
   }
 
@@ -501,6 +527,7 @@ public final class InMemoryRunStore implements RunStore {
       for (Slot slot : old) {
         RunRecord run = slot.run;
         runs.remove(slot.id);
+        log.forgetFrom(slot.firstEvent);
         if (run.idempotencyKey() != null) {
           idempotencyKeys.remove(run.idempotencyKey());
         }
@@ -556,15 +583,39 @@ public final class InMemoryRunStore implements RunStore {
   // ---- the bookkeeping behind every change; all called with the lock held ----
 
   private <T> T locked(Supplier<T> action) {
-    lock.lock();
+    acquireOpen();
     try {
-      if (closed) {
-        throw new StoreException("in-memory run store is closed");
-      }
       return action.get();
     } finally {
       lock.unlock();
     }
+  }
+
+  /** Takes the lock, and fails (releasing it) if the store is closed. */
+  private void acquireOpen() {
+    acquire();
+    if (closed) {
+      lock.unlock();
+      throw new StoreException("in-memory run store is closed");
+    }
+  }
+
+  /**
+   * Takes the lock, spinning a little first: the lock is held for a microsecond or less, and a
+   * thread that parks at once pays far more than that to park and be woken (a virtual thread
+   * even unmounts and copies its stack).
+   */
+  private void acquire() {
+    if (lock.tryLock()) {
+      return;
+    }
+    for (int spin = 0; spin < LOCK_SPINS; spin++) {
+      Thread.onSpinWait();
+      if (!lock.isLocked() && lock.tryLock()) {
+        return;
+      }
+    }
+    lock.lock();
   }
 
   /**
@@ -578,8 +629,18 @@ public final class InMemoryRunStore implements RunStore {
 
   /** Stores one event of the committing operation; events are committed in numbering order. */
   private void commit(Slot slot, RunEvent event) {
-    nextEventSeq++;
-    slot.events.add(event);
+    commit(slot, event.attempt(), event.type(), event.data(), event.at());
+  }
+
+  private void commit(Slot slot, int attempt, String type, String data, Instant at) {
+    long seq = nextEventSeq++;
+    log.append(seq, slot.id, attempt, type, data, at);
+    if (slot.lastEvent == 0) {
+      slot.firstEvent = seq;
+    } else {
+      log.link(slot.lastEvent, seq);
+    }
+    slot.lastEvent = seq;
   }
 
   /** Makes {@code after} the current state of {@code slot}, in every index and counter. */
@@ -640,8 +701,16 @@ public final class InMemoryRunStore implements RunStore {
         status == RunStatus.RUNNING && run.cancelRequested(), usage);
   }
 
+  private static final String[] EVENT_TYPES = new String[RunStatus.values().length];
+
+  static {
+    for (RunStatus status : RunStatus.values()) {
+      EVENT_TYPES[status.ordinal()] = status.name().toLowerCase(java.util.Locale.ROOT);
+    }
+  }
+
   private static String eventType(RunStatus status) {
-    return status.name().toLowerCase(java.util.Locale.ROOT);
+    return EVENT_TYPES[status.ordinal()];
   }
 
   /** One run: its current record and its events. Guarded by the store's lock. */
@@ -649,11 +718,74 @@ public final class InMemoryRunStore implements RunStore {
     final long id;
     final int priority;
     RunRecord run;
-    final List<RunEvent> events = new ArrayList<>(4);
+    /** Sequence numbers of the run's first and last events in the {@link EventLog}; 0: none. */
+    long firstEvent;
+    long lastEvent;
+    /** Neighbours in the {@link RunningList} while RUNNING; null otherwise. */
+    Slot previousRunning;
+    Slot nextRunning;
 
     Slot(long id, int priority) {
       this.id = id;
       this.priority = priority;
+    }
+  }
+
+  /**
+   * The RUNNING runs as a list threaded through their slots: adding and removing a run
+   * allocates nothing. Guarded by the lock.
+   */
+  private static final class RunningList implements Iterable<Slot> {
+    private Slot first;
+    private Slot last;
+
+    void add(Slot slot) {
+      slot.previousRunning = last;
+      slot.nextRunning = null;
+      if (last == null) {
+        first = slot;
+      } else {
+        last.nextRunning = slot;
+      }
+      last = slot;
+    }
+
+    void remove(Slot slot) {
+      if (slot.previousRunning == null) {
+        first = slot.nextRunning;
+      } else {
+        slot.previousRunning.nextRunning = slot.nextRunning;
+      }
+      if (slot.nextRunning == null) {
+        last = slot.previousRunning;
+      } else {
+        slot.nextRunning.previousRunning = slot.previousRunning;
+      }
+      slot.previousRunning = null;
+      slot.nextRunning = null;
+    }
+
+    /** Walks the list; the loop body may not add or remove runs (callers collect first). */
+    @Override
+    public java.util.Iterator<Slot> iterator() {
+      return new java.util.Iterator<>() {
+        private Slot next = first;
+
+        @Override
+        public boolean hasNext() {
+          return next != null;
+        }
+
+        @Override
+        public Slot next() {
+          if (next == null) {
+            throw new java.util.NoSuchElementException();
+          }
+          Slot current = next;
+          next = current.nextRunning;
+          return current;
+        }
+      };
     }
   }
 
@@ -691,6 +823,95 @@ public final class InMemoryRunStore implements RunStore {
           byStatus[RunStatus.FAILED.ordinal()], byStatus[RunStatus.CANCELLED.ordinal()],
           byStatus[RunStatus.TIMED_OUT.ordinal()],
           new Usage(inputTokens, outputTokens, costMicros));
+    }
+  }
+
+  /**
+   * Every stored event, by sequence number: events are numbered 1, 2, 3, ... as they commit, so
+   * event {@code seq} lives at index {@code seq - 1}, its fields in parallel arrays of
+   * fixed-size chunks, and a run's events form a chain through {@code next}. No object per
+   * event: a store holding a million runs holds no three million event objects for the
+   * collector to trace. Events are built as {@link RunEvent} values only when read. A chunk
+   * whose every event belongs to purged runs is dropped. Guarded by the store's lock.
+   */
+  private static final class EventLog {
+    private static final int CHUNK_BITS = 14;
+    private static final int CHUNK = 1 << CHUNK_BITS;
+
+    private static final class Chunk {
+      final long[] runIds = new long[CHUNK];
+      final int[] attempts = new int[CHUNK];
+      final String[] types = new String[CHUNK];
+      final String[] data = new String[CHUNK];
+      final Instant[] ats = new Instant[CHUNK];
+      /** The sequence number of the same run's next event; 0 for its last. */
+      final long[] next = new long[CHUNK];
+      int live;
+    }
+
+    /** Chunk {@code dropped + i} is {@code chunks.get(i)}. */
+    private final List<Chunk> chunks = new ArrayList<>();
+    private long dropped;
+    private long highestSeq;
+
+    void append(long seq, long runId, int attempt, String type, String data, Instant at) {
+      long index = seq - 1;
+      int c = (int) ((index >>> CHUNK_BITS) - dropped);
+      while (chunks.size() <= c) {
+        chunks.add(new Chunk());
+      }
+      Chunk chunk = chunks.get(c);
+      int i = (int) (index & (CHUNK - 1));
+      chunk.runIds[i] = runId;
+      chunk.attempts[i] = attempt;
+      chunk.types[i] = type;
+      chunk.data[i] = data;
+      chunk.ats[i] = at;
+      chunk.next[i] = 0;
+      chunk.live++;
+      highestSeq = seq;
+    }
+
+    void link(long from, long to) {
+      long index = from - 1;
+      chunks.get((int) ((index >>> CHUNK_BITS) - dropped)).next[(int) (index & (CHUNK - 1))] = to;
+    }
+
+    /** The chain of events starting at {@code seq} (0: none), in write order. */
+    List<RunEvent> eventsFrom(long seq) {
+      List<RunEvent> out = new ArrayList<>(4);
+      for (long s = seq; s != 0; ) {
+        long index = s - 1;
+        Chunk chunk = chunks.get((int) ((index >>> CHUNK_BITS) - dropped));
+        int i = (int) (index & (CHUNK - 1));
+        out.add(new RunEvent(s, chunk.runIds[i], chunk.attempts[i], chunk.types[i],
+            chunk.data[i], chunk.ats[i]));
+        s = chunk.next[i];
+      }
+      return List.copyOf(out);
+    }
+
+    /** Forgets the chain of a purged run's events, dropping leading chunks left empty. */
+    void forgetFrom(long seq) {
+      for (long s = seq; s != 0; ) {
+        long index = s - 1;
+        Chunk chunk = chunks.get((int) ((index >>> CHUNK_BITS) - dropped));
+        int i = (int) (index & (CHUNK - 1));
+        chunk.types[i] = null;
+        chunk.data[i] = null;
+        chunk.ats[i] = null;
+        chunk.live--;
+        s = chunk.next[i];
+      }
+      int leading = 0;
+      while (leading < chunks.size() - 1 && chunks.get(leading).live == 0
+          && ((dropped + leading + 1) << CHUNK_BITS) <= highestSeq) {
+        leading++; // empty, and full: no later event can land in it
+      }
+      if (leading > 0) {
+        chunks.subList(0, leading).clear();
+        dropped += leading;
+      }
     }
   }
 
@@ -787,7 +1008,9 @@ public final class InMemoryRunStore implements RunStore {
    */
   public static final class Builder {
     private Clock clock = Clock.systemUTC();
-    private Consumer<RunEvent> beforeEventWrite = e -> {};
+    static final Consumer<RunEvent> NO_HOOK = e -> { };
+
+    private Consumer<RunEvent> beforeEventWrite = NO_HOOK;
 
     private Builder() {}
 

@@ -71,15 +71,23 @@ class MultiProcessDrainTest {
         }));
       }
 
-      // Kill worker-0 while it holds runs, mid-drain.
+      // Kill worker-0 while it holds runs, mid-drain. It is frozen first (SIGSTOP), so that
+      // the runs it holds cannot finish between reading them and the SIGKILL; if it happens to
+      // hold none at that instant (all its runs just ended together), it goes on and the test
+      // tries again.
       String victim = "worker-0";
       Set<Long> heldByVictim = Set.of();
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
       while (System.nanoTime() < deadline) {
         if (lines(logs.get(0)) > 300 && running(store, victim).size() >= 8) {
-          processes.get(0).destroyForcibly().waitFor();
-          heldByVictim = running(store, victim);
-          break;
+          signal(processes.get(0), "STOP");
+          Set<Long> held = running(store, victim);
+          if (!held.isEmpty()) {
+            processes.get(0).destroyForcibly().waitFor();
+            heldByVictim = held;
+            break;
+          }
+          signal(processes.get(0), "CONT");
         }
         Thread.sleep(2);
       }
@@ -150,6 +158,12 @@ class MultiProcessDrainTest {
   private Process startWorker(Path db, String id, Path log, Path out) throws IOException {
     return ChildJvm.start(DrainWorkerMain.class, out,
         db.toString(), id, log.toString(), Long.toString(LEASE_MS));
+  }
+
+  private static void signal(Process process, String signal) throws Exception {
+    Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(process.pid()))
+        .inheritIO().start();
+    assertThat(kill.waitFor()).as("kill -%s %s", signal, process.pid()).isZero();
   }
 
   private static long lines(Path log) throws IOException {

@@ -55,7 +55,10 @@ public class EngineBenchmark {
   /** Starts a runner whose listener counts finished runs down, and a raw executor. */
   @Setup(Level.Iteration)
   public void start() {
+    // A limit as large as a batch, so that like the raw executor it may run a whole batch at
+    // once.
     runner = AgentRunner.builder()
+        .maxConcurrency(BATCH)
         .agent("noop", EngineBenchmark::noop)
         .listener(new RunListener() {
           @Override
