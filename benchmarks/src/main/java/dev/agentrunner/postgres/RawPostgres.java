@@ -51,6 +51,7 @@ public final class RawPostgres implements AutoCloseable {
   static Connection connect(String url, String applicationName) throws SQLException {
     Properties p = new Properties();
     p.setProperty("ApplicationName", applicationName);
+    p.setProperty("options", PostgresRunStore.SESSION_OPTIONS); // the store's session settings
     p.setProperty("connectTimeout", "5");
     p.setProperty("tcpKeepAlive", "true");
     return DriverManager.getConnection(url, p);
@@ -72,52 +73,58 @@ public final class RawPostgres implements AutoCloseable {
   }
 
   /**
-   * The store's terminal finish statement for a SUCCEEDED run with an empty output and no usage,
-   * fenced by attempt and owner, bound as {@code PostgresRunStore.finish} binds it.
-   *
-   * @return whether the fence matched (the run was ours and RUNNING)
-   */
-  public boolean finishSucceeded(RunRecord run) throws SQLException {
-    Rows.setInstant(finish, 1, null);
-    finish.setString(2, "SUCCEEDED");
-    finish.setString(3, "");
-    Rows.setNullableString(finish, 4, null);
-    finish.setLong(5, 0);
-    finish.setLong(6, 0);
-    finish.setLong(7, 0);
-    finish.setLong(8, run.id());
-    finish.setInt(9, run.attempt());
-    finish.setString(10, run.owner());
-    return Rows.changed(finish).single() != null;
-  }
-
-  /**
-   * Finishes {@code runs} (SUCCEEDED): in one transaction when {@code oneTransaction}, else each
-   * finish in its own (autocommit), as the store does.
+   * The store's terminal finish statement, bound as {@code PostgresRunStore} binds it for a
+   * batch: every run of {@code runs} SUCCEEDED with an empty output and no usage, each fenced
+   * by its attempt and owner, in one statement (so one transaction).
    *
    * @return how many finishes matched their fence
    */
-  public int finishAll(List<RunRecord> runs, boolean oneTransaction) throws SQLException {
-    int done = 0;
-    if (oneTransaction) {
-      c.setAutoCommit(false);
+  public int finishSucceeded(List<RunRecord> claimed) throws SQLException {
+    List<RunRecord> runs = new java.util.ArrayList<>(claimed);
+    runs.sort(java.util.Comparator.comparingLong(RunRecord::id)); // as the store sorts them
+    int n = runs.size();
+    Long[] ids = new Long[n];
+    Integer[] attempts = new Integer[n];
+    String[] owners = new String[n];
+    String[] statuses = new String[n];
+    String[] outputs = new String[n];
+    String[] errors = new String[n];
+    Long[] zeros = new Long[n];
+    for (int i = 0; i < n; i++) {
+      RunRecord r = runs.get(i);
+      ids[i] = r.id();
+      attempts[i] = r.attempt();
+      owners[i] = r.owner();
+      statuses[i] = "SUCCEEDED";
+      outputs[i] = "";
+      zeros[i] = 0L;
     }
-    try {
-      for (RunRecord r : runs) {
-        done += finishSucceeded(r) ? 1 : 0;
-      }
-      if (oneTransaction) {
-        c.commit();
-      }
-    } catch (SQLException | RuntimeException e) {
-      if (oneTransaction) {
-        c.rollback();
-      }
-      throw e;
-    } finally {
-      if (oneTransaction) {
-        c.setAutoCommit(true);
-      }
+    Rows.setInstant(finish, 1, null);
+    finish.setArray(2, c.createArrayOf("bigint", ids));
+    finish.setArray(3, c.createArrayOf("integer", attempts));
+    finish.setArray(4, c.createArrayOf("text", owners));
+    finish.setArray(5, c.createArrayOf("text", statuses));
+    finish.setArray(6, c.createArrayOf("text", outputs));
+    finish.setArray(7, c.createArrayOf("text", errors));
+    finish.setArray(8, c.createArrayOf("bigint", zeros));
+    finish.setArray(9, c.createArrayOf("bigint", zeros));
+    finish.setArray(10, c.createArrayOf("bigint", zeros));
+    return Rows.changed(finish).runs().size();
+  }
+
+  /**
+   * Finishes {@code runs} (SUCCEEDED): all in one statement when {@code batched}, else each in
+   * a statement (and transaction) of its own, as the store did before it combined finishes.
+   *
+   * @return how many finishes matched their fence
+   */
+  public int finishAll(List<RunRecord> runs, boolean batched) throws SQLException {
+    if (batched) {
+      return finishSucceeded(runs);
+    }
+    int done = 0;
+    for (RunRecord r : runs) {
+      done += finishSucceeded(List.of(r));
     }
     return done;
   }
@@ -194,17 +201,23 @@ public final class RawPostgres implements AutoCloseable {
     }
   }
 
-  /** How the runs of a schema ended: the check that a round really ran every run once. */
+  /**
+   * How the runs of a schema ended (the check that a round really ran every run once), and how
+   * many claim and finish statements it took. A statement's rows share its transaction's
+   * {@code now()}: a claim's started events carry the claimer and that instant, a finish's runs
+   * their owner and {@code finished_at}, so distinct pairs count the statements.
+   */
   public record Outcome(long runs, long succeededFirstAttempt, long startedEvents,
-      long succeededEvents, long runsWithSucceededEvent) {
-    /** Every run SUCCEEDED on its first attempt, with exactly one started and one succeeded event. */
+      long succeededEvents, long runsWithSucceededEvent, long claimStatements,
+      long finishStatements) {
+    /** Every run SUCCEEDED on attempt 1, with exactly one started and one succeeded event. */
     public boolean everyRunSucceededOnce(long expected) {
       return runs == expected && succeededFirstAttempt == expected && startedEvents == expected
           && succeededEvents == expected && runsWithSucceededEvent == expected;
     }
   }
 
-  /** Counts runs by how they ended, and their start and success events. */
+  /** Counts runs by how they ended, their start and success events, and the statements. */
   public static Outcome outcome(Connection c, String schema) throws SQLException {
     String s = '"' + schema + '"';
     try (Statement st = c.createStatement();
@@ -213,10 +226,13 @@ public final class RawPostgres implements AutoCloseable {
             + " (SELECT count(*) FROM " + s + ".runs WHERE status = 'SUCCEEDED' AND attempt = 1),"
             + " (SELECT count(*) FROM " + s + ".events WHERE type = 'started'),"
             + " (SELECT count(*) FROM " + s + ".events WHERE type = 'succeeded'),"
-            + " (SELECT count(DISTINCT run_id) FROM " + s + ".events WHERE type = 'succeeded')")) {
+            + " (SELECT count(DISTINCT run_id) FROM " + s + ".events WHERE type = 'succeeded'),"
+            + " (SELECT count(DISTINCT (data, at)) FROM " + s + ".events WHERE type = 'started'),"
+            + " (SELECT count(DISTINCT (owner, finished_at)) FROM " + s + ".runs"
+            + "   WHERE finished_at IS NOT NULL)")) {
       rs.next();
       return new Outcome(rs.getLong(1), rs.getLong(2), rs.getLong(3), rs.getLong(4),
-          rs.getLong(5));
+          rs.getLong(5), rs.getLong(6), rs.getLong(7));
     }
   }
 
