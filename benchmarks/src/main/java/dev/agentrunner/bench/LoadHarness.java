@@ -25,10 +25,12 @@ import java.util.stream.Stream;
  *
  * <p>Figures: {@code 1} engine overhead, {@code 1b} the same by JMH, {@code 2} SQLite end to end
  * (FULL and NORMAL), {@code 3} submit-to-start latency, {@code 4} scale, {@code 5} PostgreSQL
- * (four worker JVMs vs raw SKIP LOCKED, cross-JVM start latency). Without figure names,
- * all run. Progress goes to stderr, the table to stdout. Database files live in a temporary
- * directory under {@code -Dbench.dir} (default: {@code java.io.tmpdir}), deleted at the end;
- * it should sit on the disk you want measured (a tmpfs makes every fsync free).
+ * (5a four worker JVMs vs raw SKIP LOCKED, 5b cross-JVM start latency; each may be named
+ * alone). Without figure names, all run. Progress goes to stderr, the table to stdout.
+ * Database files live in a temporary directory under {@code -Dbench.dir} (default:
+ * {@code java.io.tmpdir}), deleted at the end; it should sit on the disk you want measured (a
+ * tmpfs makes every fsync free). PostgreSQL figures use the server of {@code -Dbench.pgUrl}
+ * (default: 127.0.0.1:5432, database {@code test}).
  */
 public final class LoadHarness {
   private LoadHarness() {}
@@ -75,8 +77,10 @@ public final class LoadHarness {
       if (wanted(only, "4")) {
         Scale.run(mode, report, dir);
       }
-      if (wanted(only, "5")) {
-        PostgresFigure.run(mode, report);
+      boolean pgThroughput = wanted(only, "5") || only.contains("5a");
+      boolean pgLatency = wanted(only, "5") || only.contains("5b");
+      if (pgThroughput || pgLatency) {
+        PostgresFigure.run(mode, report, pgThroughput, pgLatency);
       }
     } finally {
       deleteTree(dir);

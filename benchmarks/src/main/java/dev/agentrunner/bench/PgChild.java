@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 
 /**
  * The harness's handle on one {@link PgWorker} JVM: sends it commands and waits for its
@@ -22,6 +23,10 @@ import java.util.concurrent.TimeUnit;
  * {@link #finished()} and {@link #lastFinishNanos()} may be read from any thread.
  */
 final class PgChild implements AutoCloseable {
+  /** The first words of {@link PgWorker}'s answers; anything else on stdout is passed on. */
+  private static final Pattern ANSWER =
+      Pattern.compile("(ready|done|stopped|closed|histogram|error)( |$)");
+
   private final Process process;
   private final Writer stdin;
   private final BlockingQueue<String> answers = new LinkedBlockingQueue<>();
@@ -62,8 +67,10 @@ final class PgChild implements AutoCloseable {
           String[] f = line.split(" ");
           lastFinishNanos = Long.parseLong(f[2]);
           finished = Long.parseLong(f[1]);
-        } else {
+        } else if (ANSWER.matcher(line).lookingAt()) {
           answers.add(line);
+        } else {
+          System.err.println("    " + name + ": " + line); // the JVM's own, e.g. JFR's
         }
       }
     } catch (IOException | RuntimeException e) {
@@ -88,6 +95,11 @@ final class PgChild implements AutoCloseable {
           + "\"");
     }
     return line.substring(prefix.length()).strip();
+  }
+
+  /** The child JVM's process id. */
+  long pid() {
+    return process.pid();
   }
 
   /** Runs finished in the current engine round, as last reported. */

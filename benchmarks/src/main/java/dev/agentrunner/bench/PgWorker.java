@@ -5,7 +5,10 @@ import dev.agentrunner.AgentRunner;
 import dev.agentrunner.RunListener;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.postgres.PostgresRunStore;
+import dev.agentrunner.Usage;
 import dev.agentrunner.postgres.RawPostgres;
+import dev.agentrunner.spi.ClaimRequest;
+import dev.agentrunner.spi.Finish;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.ByteBuffer;
@@ -14,9 +17,11 @@ import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.LockSupport;
@@ -38,7 +43,8 @@ import org.postgresql.PGNotification;
  *       {@code stopped}.
  *   <li>{@code raw <schema> <owner> <limit> batched|single}: answers {@code ready}; on
  *       {@code go} claims and finishes with the store's statements until a claim comes back
- *       empty, then answers {@code done <finished> <nanoTime at the end>}.
+ *       empty, then answers {@code done <finished> <nanoTime at the end>}; on {@code close}
+ *       closes its connection and answers {@code closed}.
  *   <li>{@code latency <schema> <owner> <poll ms>}: a runner whose agent {@code probe} records
  *       the time from the run's scheduled submit (its input) to its start; {@code report}
  *       closes it and answers {@code histogram <base64>}.
@@ -53,6 +59,10 @@ import org.postgresql.PGNotification;
 final class PgWorker {
   /** The lease the raw workers claim with: the runner's default. */
   static final long LEASE_MICROS = 30_000_000L;
+  /** More than the store's pool holds (10), so that priming opens every connection. */
+  private static final int PRIMING_THREADS = 16;
+  /** PostgreSQL plans a prepared statement five times before it keeps a generic plan. */
+  static final int PRIMING_ROUNDS = 6;
 
   private final String url;
   private final BufferedReader in;
@@ -112,6 +122,7 @@ final class PgWorker {
       }
     };
     try (PostgresRunStore store = PostgresRunStore.builder(url).schema(schema).build()) {
+      prime(store);
       say("ready");
       expect("go");
       AgentRunner runner = AgentRunner.builder().store(store).workerId(owner)
@@ -124,7 +135,7 @@ final class PgWorker {
             say("progress " + now + " " + lastFinish.get());
             said = now;
           }
-          LockSupport.parkNanos(2_000_000L); // 2 ms: well under 1% of a round
+          LockSupport.parkNanos(20_000_000L); // the finish time is exact; only noticing waits
         }
       });
       try {
@@ -139,7 +150,9 @@ final class PgWorker {
   }
 
   private void raw(String schema, String owner, int limit, boolean batched) throws Exception {
-    try (RawPostgres raw = new RawPostgres(url, schema, "bench-raw-" + owner)) {
+    try (RawPostgres raw = new RawPostgres(url, schema,
+        "bench-raw-" + (batched ? "batched-" : "single-") + owner)) {
+      raw.prime();
       say("ready");
       expect("go");
       long finished = 0;
@@ -151,6 +164,33 @@ final class PgWorker {
         finished += raw.finishAll(claimed, batched);
       }
       say("done " + finished + " " + System.nanoTime());
+      expect("close"); // the connection stays until the harness has read its backend's CPU time
+    }
+    say("closed");
+  }
+
+  /**
+   * Brings a new store to the state of one that has been serving for a while, before the go:
+   * its pool's connections open, and on each of them the claim and finish statements prepared
+   * and planned, and the stats trigger compiled (the claim of an agent without runs and the
+   * finish of no run change nothing but run the same statements). Without it every round would
+   * also measure a dozen new server processes warming up, a cost a runner pays once.
+   */
+  private static void prime(PostgresRunStore store) throws InterruptedException {
+    ClaimRequest nothing = new ClaimRequest("prime", Map.of("prime-no-such-agent", 1), 1,
+        Duration.ofSeconds(30));
+    Finish noRun = Finish.succeeded(Long.MAX_VALUE, 1, "prime", "", Usage.ZERO);
+    List<Thread> threads = new ArrayList<>();
+    for (int t = 0; t < PRIMING_THREADS; t++) {
+      threads.add(Thread.ofVirtual().start(() -> {
+        for (int k = 0; k < PRIMING_ROUNDS; k++) {
+          store.claim(nothing);
+          store.finish(noRun);
+        }
+      }));
+    }
+    for (Thread t : threads) {
+      t.join();
     }
   }
 

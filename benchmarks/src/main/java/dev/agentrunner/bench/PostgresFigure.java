@@ -3,6 +3,8 @@ package dev.agentrunner.bench;
 import dev.agentrunner.postgres.PostgresRunStore;
 import dev.agentrunner.postgres.RawPostgres;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
@@ -26,7 +28,8 @@ final class PostgresFigure {
 
   private PostgresFigure() {}
 
-  static void run(Mode mode, Report report) throws InterruptedException {
+  static void run(Mode mode, Report report, boolean throughput, boolean latency)
+      throws InterruptedException {
     List<String> problems = new ArrayList<>();
     String url = findServer(problems);
     if (url == null) {
@@ -42,11 +45,15 @@ final class PostgresFigure {
         withoutParameters(url), WORKERS);
     List<PgChild> workers = new ArrayList<>();
     try {
-      for (int i = 0; i < WORKERS; i++) {
+      for (int i = 0; i < (throughput ? WORKERS : 1); i++) {
         workers.add(PgChild.start(url, "pg-worker-" + i));
       }
-      PgThroughput.run(mode, report, url, workers);
-      PgStartLatency.run(mode, report, url, workers.get(0));
+      if (throughput) {
+        PgThroughput.run(mode, report, url, workers);
+      }
+      if (latency) {
+        PgStartLatency.run(mode, report, url, workers.get(0));
+      }
     } catch (Exception e) {
       e.printStackTrace();
       report.row("5", "PostgreSQL", "failed part-way: " + String.valueOf(e).replace('|', '/'),
@@ -55,7 +62,32 @@ final class PostgresFigure {
       for (PgChild w : workers) {
         w.close();
       }
+      dropLeftovers(url);
     }
+  }
+
+  /** Drops every schema this harness created that a failure left behind. */
+  private static void dropLeftovers(String url) {
+    try (Connection c = RawPostgres.open(url, "bench-admin");
+        PreparedStatement ps = c.prepareStatement(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, ?)")) {
+      ps.setString(1, schemaPrefix());
+      List<String> left = new ArrayList<>();
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          left.add(rs.getString(1));
+        }
+      }
+      for (String schema : left) {
+        dropSchema(url, schema);
+      }
+    } catch (SQLException e) {
+      System.err.println("[5] could not drop leftover schemas: " + e.getMessage());
+    }
+  }
+
+  private static String schemaPrefix() {
+    return "bench5_" + ProcessHandle.current().pid() + "_";
   }
 
   /** The first URL that answers, or null with the reasons in {@code problems}. */
@@ -84,7 +116,7 @@ final class PostgresFigure {
 
   /** A new schema, created and migrated by the store itself, unique to this harness run. */
   static String freshSchema(String url) {
-    String schema = "bench5_" + ProcessHandle.current().pid() + "_" + SCHEMAS.incrementAndGet();
+    String schema = schemaPrefix() + SCHEMAS.incrementAndGet();
     PostgresRunStore.builder(url).schema(schema).poolSize(1).build().close();
     return schema;
   }

@@ -146,6 +146,18 @@ public final class RawPostgres implements AutoCloseable {
     return Rows.changed(insert).single().id();
   }
 
+  /**
+   * Prepares and plans the claim and finish statements on this connection, as a worker that has
+   * been running a while has them, by running each a few times on nothing (an agent without
+   * runs, an empty list).
+   */
+  public void prime() throws SQLException {
+    for (int i = 0; i < 6; i++) {
+      claim("prime-no-such-agent", 1, "prime", 30_000_000L);
+      finishSucceeded(List.of());
+    }
+  }
+
   /** {@code pg_notify} on the schema's channel, autocommit: what follows a committed insert. */
   public void notifyChannel(String payload) throws SQLException {
     notify.setString(1, PostgresRunStore.channelFor(sql.schema));
