@@ -30,7 +30,8 @@ import org.HdrHistogram.Recorder;
  * <p>The baseline, in the same run, is the raw floor of that path at the same offered rate: a
  * raw insert (the store's statement, committed) and a {@code pg_notify} from this JVM, a raw
  * {@code LISTEN} connection in the same worker JVM that receives it and then commits the store's
- * claim statement; latency from the scheduled time to that claim's commit.
+ * claim statement; latency from the scheduled time to that claim's commit. The two sides take
+ * turns ({@link #STRETCHES} each), every stretch on a fresh schema with its own warm-up.
  */
 final class PgStartLatency {
   static final String AGENT = "probe";
@@ -41,6 +42,11 @@ final class PgStartLatency {
   static final Duration POLL = Duration.ofSeconds(5);
   /** Connections the floor's submitters share: enough for the offered rate, like a pool. */
   private static final int FLOOR_CONNECTIONS = 4;
+  /**
+   * Engine and floor take turns, this many stretches each, so that a neighbour's burst of work
+   * lands on both sides rather than on one.
+   */
+  private static final int STRETCHES = 2;
 
   private PgStartLatency() {}
 
@@ -54,52 +60,22 @@ final class PgStartLatency {
   private record Offered(Histogram submits, long offered, long late) {}
 
   static void run(Mode mode, Report report, String url, PgChild worker) throws Exception {
-    Duration warm = mode.latencyWarmup();
-    Duration measure = mode.pgLatencyMeasure();
-    System.err.printf("[5b] cross-JVM submit → start at %d runs/s, worker poll %s: %s warm-up"
-        + " + %s, engine then floor%n", RATE, POLL, warm, measure);
-    Histogram engine;
-    Offered engineOffered;
-    String schema = PostgresFigure.freshSchema(url);
-    try {
-      worker.send("latency " + schema + " latency-worker " + POLL.toMillis());
-      worker.expect("ready", Duration.ofSeconds(30));
-      try (PostgresRunStore store = PostgresRunStore.builder(url).schema(schema).build()) {
-        engineOffered = offer(warm, measure,
-            input -> store.insert(NewRun.of(RunRequest.of(AGENT, input))));
-        awaitQueueEmpty(url, schema);
-      }
-      worker.send("report");
-      engine = PgWorker.decode(worker.expect("histogram", Duration.ofSeconds(60)));
-    } finally {
-      PostgresFigure.dropSchema(url, schema);
-    }
-    Histogram floor;
-    String floorSchema = PostgresFigure.freshSchema(url);
-    BlockingQueue<RawPostgres> connections = new ArrayBlockingQueue<>(FLOOR_CONNECTIONS);
-    try {
-      worker.send("rawlisten " + floorSchema + " floor-worker");
-      worker.expect("ready", Duration.ofSeconds(30));
-      for (int i = 0; i < FLOOR_CONNECTIONS; i++) {
-        connections.add(new RawPostgres(url, floorSchema, "bench-floor-submit"));
-      }
-      offer(warm, measure, input -> {
-        RawPostgres raw = connections.take();
-        try {
-          raw.insert(FLOOR_AGENT, input);
-          raw.notifyChannel("bench-floor");
-        } finally {
-          connections.add(raw);
-        }
-      });
-      awaitQueueEmpty(url, floorSchema);
-      worker.send("report");
-      floor = PgWorker.decode(worker.expect("histogram", Duration.ofSeconds(60)));
-    } finally {
-      for (RawPostgres raw : connections) {
-        raw.close();
-      }
-      PostgresFigure.dropSchema(url, floorSchema);
+    Duration warm = mode.latencyWarmup().dividedBy(STRETCHES);
+    Duration measure = mode.pgLatencyMeasure().dividedBy(STRETCHES);
+    System.err.printf("[5b] cross-JVM submit → start at %d runs/s, worker poll %s: engine and"
+        + " floor alternately, %d stretches each of %s warm-up + %s%n", RATE, POLL, STRETCHES,
+        warm, measure);
+    Histogram engine = new Histogram(3);
+    Histogram submits = new Histogram(3);
+    Histogram floor = new Histogram(3);
+    long offered = 0;
+    long late = 0;
+    for (int i = 0; i < STRETCHES; i++) {
+      Offered e = engineStretch(url, worker, warm, measure, engine);
+      submits.add(e.submits());
+      offered += e.offered();
+      late += e.late();
+      floorStretch(url, worker, warm, measure, floor);
     }
     double p50 = engine.getValueAtPercentile(50) / (double) floor.getValueAtPercentile(50);
     double p99 = engine.getValueAtPercentile(99) / (double) floor.getValueAtPercentile(99);
@@ -113,13 +89,72 @@ final class PgStartLatency {
     report.latency("5b", "engine: scheduled submit → agent start in the worker JVM, "
         + RATE + "/s offered", engine);
     report.latency("5b", "engine: scheduled submit → store.insert() returned in this JVM",
-        engineOffered.submits());
+        submits);
     report.latency("5b", "raw floor: scheduled submit → claim committed in the worker JVM",
         floor);
-    if (engineOffered.late() > 0) {
-      report.note("5b: the pacer was more than 1 ms late for " + engineOffered.late() + " of "
-          + engineOffered.offered() + " submits (CPU contention); the latency counts from the"
-          + " scheduled time regardless");
+    if (late > 0) {
+      report.note("5b: the pacer was more than 1 ms late for " + late + " of " + offered
+          + " submits to the engine (CPU contention); the latency counts from the scheduled"
+          + " time regardless");
+    }
+  }
+
+  /**
+   * The engine's side for one stretch: a fresh schema, the worker's runner on it, submits
+   * through this JVM's store; adds the worker's start latencies to {@code starts}.
+   */
+  private static Offered engineStretch(String url, PgChild worker, Duration warm,
+      Duration measure, Histogram starts) throws Exception {
+    String schema = PostgresFigure.freshSchema(url);
+    try {
+      worker.send("latency " + schema + " latency-worker " + POLL.toMillis());
+      worker.expect("ready", Duration.ofSeconds(30));
+      Offered offered;
+      try (PostgresRunStore store = PostgresRunStore.builder(url).schema(schema).build()) {
+        offered = offer(warm, measure,
+            input -> store.insert(NewRun.of(RunRequest.of(AGENT, input))));
+        awaitQueueEmpty(url, schema);
+      }
+      worker.send("report");
+      starts.add(PgWorker.decode(worker.expect("histogram", Duration.ofSeconds(60))));
+      return offered;
+    } finally {
+      PostgresFigure.dropSchema(url, schema);
+    }
+  }
+
+  /**
+   * The floor's side for one stretch: a fresh schema, the worker's raw LISTEN connection on
+   * it, raw inserts and notifications from this JVM; adds the claim latencies to
+   * {@code claims}.
+   */
+  private static void floorStretch(String url, PgChild worker, Duration warm, Duration measure,
+      Histogram claims) throws Exception {
+    String schema = PostgresFigure.freshSchema(url);
+    BlockingQueue<RawPostgres> connections = new ArrayBlockingQueue<>(FLOOR_CONNECTIONS);
+    try {
+      worker.send("rawlisten " + schema + " floor-worker");
+      worker.expect("ready", Duration.ofSeconds(30));
+      for (int i = 0; i < FLOOR_CONNECTIONS; i++) {
+        connections.add(new RawPostgres(url, schema, "bench-floor-submit"));
+      }
+      offer(warm, measure, input -> {
+        RawPostgres raw = connections.take();
+        try {
+          raw.insert(FLOOR_AGENT, input);
+          raw.notifyChannel("bench-floor");
+        } finally {
+          connections.add(raw);
+        }
+      });
+      awaitQueueEmpty(url, schema);
+      worker.send("report");
+      claims.add(PgWorker.decode(worker.expect("histogram", Duration.ofSeconds(60))));
+    } finally {
+      for (RawPostgres raw : connections) {
+        raw.close();
+      }
+      PostgresFigure.dropSchema(url, schema);
     }
   }
 
