@@ -24,10 +24,13 @@ import java.util.stream.Stream;
  * </pre>
  *
  * <p>Figures: {@code 1} engine overhead, {@code 1b} the same by JMH, {@code 2} SQLite end to end
- * (FULL and NORMAL), {@code 3} submit-to-start latency, {@code 4} scale. Without figure names,
- * all run. Progress goes to stderr, the table to stdout. Database files live in a temporary
- * directory under {@code -Dbench.dir} (default: {@code java.io.tmpdir}), deleted at the end;
- * it should sit on the disk you want measured (a tmpfs makes every fsync free).
+ * (FULL and NORMAL), {@code 3} submit-to-start latency, {@code 4} scale, {@code 5} PostgreSQL
+ * (5a four worker JVMs vs raw SKIP LOCKED, 5b cross-JVM start latency; each may be named
+ * alone). Without figure names, all run. Progress goes to stderr, the table to stdout.
+ * Database files live in a temporary directory under {@code -Dbench.dir} (default:
+ * {@code java.io.tmpdir}), deleted at the end; it should sit on the disk you want measured (a
+ * tmpfs makes every fsync free). PostgreSQL figures use the server of {@code -Dbench.pgUrl}
+ * (default: 127.0.0.1:5432, database {@code test}).
  */
 public final class LoadHarness {
   private LoadHarness() {}
@@ -38,10 +41,14 @@ public final class LoadHarness {
       Scale.childMain(args[1], Integer.parseInt(args[2]), Scale.dir(args[3]));
       return;
     }
+    if (args.length >= 1 && args[0].equals("pg-worker")) {
+      PgWorker.childMain(args[1]);
+      return;
+    }
     Mode mode = args.length == 0 || args[0].equals("quick") ? Mode.quick()
         : args[0].equals("full") ? Mode.full() : null;
     if (mode == null) {
-      System.err.println("usage: LoadHarness quick|full [1 1b 2 3 4 ...]");
+      System.err.println("usage: LoadHarness quick|full [1 1b 2 3 4 5 ...]");
       System.exit(2);
       return;
     }
@@ -69,6 +76,11 @@ public final class LoadHarness {
       }
       if (wanted(only, "4")) {
         Scale.run(mode, report, dir);
+      }
+      boolean pgThroughput = wanted(only, "5") || only.contains("5a");
+      boolean pgLatency = wanted(only, "5") || only.contains("5b");
+      if (pgThroughput || pgLatency) {
+        PostgresFigure.run(mode, report, pgThroughput, pgLatency);
       }
     } finally {
       deleteTree(dir);

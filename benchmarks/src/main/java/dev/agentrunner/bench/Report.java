@@ -13,8 +13,8 @@ import org.HdrHistogram.Histogram;
  */
 final class Report {
 
-  /** Whether a figure met its target; INFO rows have no target. */
-  enum Verdict { MET, MISSED, INFO }
+  /** Whether a figure met its target; INFO rows have no target; NOT_RUN says why not. */
+  enum Verdict { MET, MISSED, INFO, NOT_RUN }
 
   /** One figure: what was measured, against what, and whether it met its target. */
   record Row(String id, String figure, String measured, String baseline, String ratio,

@@ -86,9 +86,16 @@ final class Sql {
   final String heartbeat;
 
   /**
-   * Parameters: now, status, output, error, input tokens, output tokens, cost, id, attempt,
-   * owner. Fenced by attempt and owner; a serial-keyed run's end wakes other nodes, since the
-   * next run of its key may now be claimed.
+   * Ends any number of runs in one statement, each in a terminal status of its own. Parameters:
+   * now, then one array per column, one element per finish, run ids distinct: ids[],
+   * attempts[], owners[], statuses[], outputs[], errors[], input tokens[], output tokens[],
+   * costs[], sorted by id. Each is fenced by its own attempt and owner and writes its own
+   * event; a finish whose fence does not match changes nothing and returns no row. The rows are
+   * locked in id order before they change, as heartbeats and releases lock theirs, so that none
+   * of them can deadlock with another ({@code NO KEY UPDATE}, the lock the update itself takes:
+   * it does not block the foreign-key checks of event inserts). A serial-keyed run's end wakes
+   * other nodes, since the next run of its key may now be claimed. ({@link FinishBatcher} fills
+   * it with concurrent finishes.)
    */
   final String finishTerminal;
 
@@ -202,7 +209,8 @@ final class Sql {
         + " claimed AS (UPDATE " + s + ".runs r SET status = 'RUNNING', attempt = r.attempt + 1,"
         + "   owner = ?, started_at = t.now, lease_until = " + LEASE + ","
         + "   cancel_requested = false"
-        + "  FROM t, picked WHERE r.id = picked.id AND r.status = 'QUEUED'"
+        // by primary key, whatever the statistics say (a join may pick a scan of the table)
+        + "  FROM t WHERE r.id = ANY (ARRAY(SELECT id FROM picked)) AND r.status = 'QUEUED'"
         + "  RETURNING " + R_COLS + "),"
         + " started AS (INSERT INTO " + s + ".events (run_id, attempt, type, data, at)"
         + "  SELECT id, attempt, 'started', owner, started_at FROM claimed"
@@ -217,16 +225,31 @@ final class Sql {
         + " RETURNING r.id, r.cancel_requested";
 
     finishTerminal = NOW + ","
-        + " done AS (UPDATE " + s + ".runs r SET status = ?, output = ?, error = ?,"
-        + "   finished_at = t.now, lease_until = NULL, cancel_requested = false,"
-        + "   input_tokens = r.input_tokens + ?, output_tokens = r.output_tokens + ?,"
-        + "   cost_micros = r.cost_micros + ?"
-        + "  FROM t WHERE r.id = ? AND r.status = 'RUNNING' AND r.attempt = ? AND r.owner = ?"
+        + " f AS (SELECT * FROM unnest(?::bigint[], ?::int[], ?::text[], ?::text[], ?::text[],"
+        + "   ?::text[], ?::bigint[], ?::bigint[], ?::bigint[])"
+        + "  AS f(id, attempt, owner, status, output, error, input_tokens, output_tokens,"
+        + "   cost_micros)),"
+        // Each run is looked up by primary key only (no other condition the planner could
+        // match with a partial index and turn into a scan per element) and locked, in array
+        // order, which the caller sorts by id; then the fence is checked on the locked row.
+        + " locked AS (SELECT f.*, l.status AS run_status, l.attempt AS run_attempt,"
+        + "   l.owner AS run_owner"
+        + "  FROM f CROSS JOIN LATERAL (SELECT r.status, r.attempt, r.owner FROM " + s + ".runs r"
+        + "   WHERE r.id = f.id FOR NO KEY UPDATE OF r) l),"
+        + " mine AS (SELECT * FROM locked"
+        + "  WHERE run_status = 'RUNNING' AND run_attempt = attempt AND run_owner = owner),"
+        + " done AS (UPDATE " + s + ".runs r SET status = m.status, output = m.output,"
+        + "   error = m.error, finished_at = t.now, lease_until = NULL, cancel_requested = false,"
+        + "   input_tokens = r.input_tokens + m.input_tokens,"
+        + "   output_tokens = r.output_tokens + m.output_tokens,"
+        + "   cost_micros = r.cost_micros + m.cost_micros"
+        + "  FROM t, mine m WHERE r.id = m.id"
         + "  RETURNING " + R_COLS + ", t.now AS event_at),"
         + " ev AS (INSERT INTO " + s + ".events (run_id, attempt, type, data, at)"
-        + "  SELECT id, attempt, lower(status), coalesce(error, ''), event_at FROM done)"
+        + "  SELECT id, attempt, lower(status), coalesce(error, ''), event_at FROM done"
+        + "  ORDER BY id)"
         + " SELECT " + COLS + ","
-        + "  serial_key IS NOT NULL AS wake FROM done";
+        + "  serial_key IS NOT NULL AS wake FROM done ORDER BY id";
 
     finishRetry = NOW + ","
         // a retry of a run with a pending cancel ends it CANCELLED instead

@@ -130,7 +130,7 @@ class QueryPlanTest {
   }
 
   /** EXPLAIN of a prepared statement executed with {@code args}, under a plan cache mode. */
-  private static String explain(String sql, String planCacheMode, String args)
+  static String explain(String sql, String planCacheMode, String args)
       throws SQLException {
     StringBuilder numbered = new StringBuilder();
     int n = 0;
