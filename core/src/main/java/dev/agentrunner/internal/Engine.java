@@ -110,6 +110,8 @@ public final class Engine implements AgentRunner {
   private final AtomicLong workSignals = new AtomicLong();
   /** The value of {@link #workSignals} when the queue was last found empty; written by the dispatcher. */
   private volatile long exhaustedAt = -1;
+  /** Whether the dispatcher's last claim used every permit it had; the dispatcher's own. */
+  private boolean backlog;
   /** The claim a submit makes when the runner has a single agent (the common case); else null. */
   private final ClaimRequest singleAgentClaim;
   private final Map<Long, Execution> executing = new ConcurrentHashMap<>();
@@ -127,6 +129,9 @@ public final class Engine implements AgentRunner {
    * after the first slice while the dispatcher claims the next.
    */
   private static final int MAX_CLAIM = 10_000;
+
+  /** How long the dispatcher waits, in a backlog, for more permits before it claims. */
+  private static final long GATHER_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
 
   /** After this many refusals, an outcome is replaced by a bare FAILED that carries no data. */
   private static final int MAX_FINISH_TRIES = 5;
@@ -222,7 +227,7 @@ public final class Engine implements AgentRunner {
           permits.giveOne(agent);
           throw e;
         }
-        if (stored.status() == RunStatus.RUNNING) {
+        if (stored.status() == RunStatus.RUNNING && config.workerId().equals(stored.owner())) {
           // Started while this submit still counts as in flight, so close() waits for it
           // like for any other execution.
           Execution execution = begin(stored);
@@ -433,6 +438,9 @@ public final class Engine implements AgentRunner {
           long untilFire = maintain();
           nextMaintenance = System.nanoTime() + Math.min(pollNanos, untilFire);
         }
+        if (backlog) {
+          gatherPermits();
+        }
         if (claimAndStart() > 0) {
           continue; // there may be more, and permits may remain
         }
@@ -453,6 +461,22 @@ public final class Engine implements AgentRunner {
           // the loop condition decides
         }
       }
+    }
+  }
+
+  /**
+   * In a backlog (the last claim used every permit it had), permits come back one finished run
+   * at a time, and claiming each at once would cost a store call, and a write transaction, per
+   * run. Waits a moment for half the permits to be free, or for {@link #GATHER_NANOS}: the
+   * queued runs were waiting anyway. Called by the dispatcher only.
+   */
+  private void gatherPermits() throws InterruptedException {
+    int target = Math.max(1, Math.min(config.maxConcurrency(), MAX_CLAIM) / 2);
+    long until = System.nanoTime() + GATHER_NANOS;
+    long left;
+    while (permits.globalFree() < target && state == State.OPEN
+        && (left = until - System.nanoTime()) > 0) {
+      wake.tryAcquire(left, TimeUnit.NANOSECONDS); // a finish releases it
     }
   }
 
@@ -500,6 +524,7 @@ public final class Engine implements AgentRunner {
     if (!cutShortByPermits) {
       exhaustedAt = signals;
     }
+    backlog = cutShortByPermits && !claimed.isEmpty();
     for (int i = 0; i < claimed.size(); i++) {
       if (state != State.OPEN) {
         List<RunRecord> unstarted = claimed.subList(i, claimed.size());

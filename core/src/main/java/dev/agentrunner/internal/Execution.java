@@ -36,8 +36,13 @@ final class Execution implements AgentContext {
 
   private static final Logger log = LoggerFactory.getLogger(Execution.class);
 
-  /** One factory for every run's virtual thread (the thread is renamed after the run). */
-  private static final ThreadFactory THREADS = Thread.ofVirtual().factory();
+  /**
+   * One factory for every run's virtual thread (the thread is renamed after the run). Nothing
+   * is inherited from the starting thread: a run started by a host's submit and one started by
+   * the dispatcher see the same (empty) inheritable thread locals, such as a logging MDC.
+   */
+  private static final ThreadFactory THREADS =
+      Thread.ofVirtual().inheritInheritableThreadLocals(false).factory();
 
   // Field handles rather than an AtomicBoolean and two AtomicReferences: three objects fewer
   // per run, on the engine's hottest path.

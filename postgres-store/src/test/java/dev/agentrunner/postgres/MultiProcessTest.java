@@ -96,19 +96,25 @@ class MultiProcessTest {
         }));
       }
 
-      // Kill worker-0 while it holds runs, mid-drain.
+      // Kill worker-0 while it holds runs, mid-drain. It is frozen first (SIGSTOP). Unlike a
+      // SQLite writer, the frozen JVM's last statements live on in their server processes: one
+      // sent just before still runs to its commit (a finish, say). Wait for those, then take
+      // what it holds and kill it; if it holds nothing at that instant (its runs all ended
+      // together), it goes on and the test tries again.
       String victim = "worker-0";
       Set<Long> heldByVictim = Set.of();
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
       while (System.nanoTime() < deadline) {
         if (lines(logs.get(0)) > 300 && running(store, victim).size() >= 8) {
-          processes.get(0).destroyForcibly().waitFor();
-          // Unlike a SQLite writer, the dead JVM's last statements live on in their server
-          // processes: one sent just before the kill still runs to its commit (a finish, say).
-          // Wait for those, then take what the dead worker still holds.
+          signal(processes.get(0), "STOP");
           Thread.sleep(500);
-          heldByVictim = running(store, victim);
-          break;
+          Set<Long> held = running(store, victim);
+          if (!held.isEmpty()) {
+            processes.get(0).destroyForcibly().waitFor();
+            heldByVictim = held;
+            break;
+          }
+          signal(processes.get(0), "CONT");
         }
         Thread.sleep(2);
       }
@@ -256,6 +262,12 @@ class MultiProcessTest {
       assertThat(System.nanoTime()).as("%s ready in time", id).isLessThan(deadline);
       Thread.sleep(20);
     }
+  }
+
+  private static void signal(Process process, String signal) throws Exception {
+    Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(process.pid()))
+        .inheritIO().start();
+    assertThat(kill.waitFor()).as("kill -%s %s", signal, process.pid()).isZero();
   }
 
   private static long lines(Path log) throws IOException {

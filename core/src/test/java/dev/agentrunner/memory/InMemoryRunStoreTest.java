@@ -1,0 +1,105 @@
+package dev.agentrunner.memory;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.agentrunner.RunEvent;
+import dev.agentrunner.RunQuery;
+import dev.agentrunner.RunRecord;
+import dev.agentrunner.RunRequest;
+import dev.agentrunner.RunStatus;
+import dev.agentrunner.Usage;
+import dev.agentrunner.spi.ClaimRequest;
+import dev.agentrunner.spi.Finish;
+import dev.agentrunner.spi.NewRun;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * What the contract suite cannot see of the in-memory store's layout: runs and events live in
+ * chunks of a few thousand, and purging whole chunks drops them. Enough runs here to span many
+ * chunks, purged from the oldest, with survivors in the middle.
+ */
+class InMemoryRunStoreTest {
+  private static final ClaimRequest CLAIM =
+      new ClaimRequest("w", Map.of("a", 1), 1, Duration.ofMinutes(1));
+
+  private Instant now = Instant.parse("2026-01-01T00:00:00Z");
+  private final InMemoryRunStore store = InMemoryRunStore.builder()
+      .clock(new Clock() {
+        @Override
+        public ZoneOffset getZone() {
+          return ZoneOffset.UTC;
+        }
+
+        @Override
+        public Clock withZone(java.time.ZoneId zone) {
+          return this;
+        }
+
+        @Override
+        public Instant instant() {
+          return now;
+        }
+      })
+      .build();
+
+  private RunRecord finishedRun(int i) {
+    RunRecord r = store.insertAndClaim(NewRun.of(RunRequest.of("a", "run-" + i)), CLAIM);
+    assertThat(r.status()).isEqualTo(RunStatus.RUNNING);
+    return store.finish(Finish.succeeded(r.id(), 1, "w", "out-" + i, Usage.ZERO)).orElseThrow();
+  }
+
+  @Test
+  void purgingManyChunksKeepsTheSurvivorsAndTheirEvents() {
+    int runs = 30_000;
+    List<RunRecord> survivors = new ArrayList<>();
+    for (int i = 0; i < runs; i++) {
+      if (i % 7_001 == 5) {
+        // a survivor: still running when the purge comes
+        survivors.add(store.insertAndClaim(NewRun.of(RunRequest.of("a", "keep-" + i)), CLAIM));
+      } else {
+        finishedRun(i);
+      }
+    }
+    now = now.plusSeconds(60);
+    int purged = store.purge(now);
+    assertThat(purged).isEqualTo(runs - survivors.size());
+
+    for (RunRecord s : survivors) {
+      assertThat(store.find(s.id())).contains(s);
+      assertThat(store.events(s.id()).stream().map(RunEvent::type))
+          .containsExactly("queued", "started");
+    }
+    assertThat(store.find(1)).isEmpty();
+    assertThat(store.events(1)).isEmpty();
+    assertThat(store.query(RunQuery.all().limit(RunQuery.MAX_LIMIT)).items())
+        .extracting(RunRecord::id)
+        .containsExactlyElementsOf(survivors.reversed().stream().map(RunRecord::id).toList());
+    assertThat(store.count(RunQuery.all())).isEqualTo(survivors.size());
+
+    // New runs after the purge get the next ids and keep their events.
+    RunRecord later = finishedRun(runs);
+    assertThat(later.id()).isEqualTo(runs + 1);
+    assertThat(store.events(later.id()).stream().map(RunEvent::type))
+        .containsExactly("queued", "started", "succeeded");
+    assertThat(store.events(later.id()).get(0).seq())
+        .as("event numbers keep increasing").isGreaterThan(3L * (runs - survivors.size()));
+    assertThat(store.stats().agent("a").running()).isEqualTo(survivors.size());
+    assertThat(store.stats().agent("a").succeeded()).isEqualTo(1);
+
+    // And the survivors can still finish and be purged.
+    for (RunRecord s : survivors) {
+      store.finish(Finish.succeeded(s.id(), 1, "w", "done", Usage.ZERO)).orElseThrow();
+    }
+    now = now.plusSeconds(60);
+    assertThat(store.purge(now)).isEqualTo(survivors.size() + 1);
+    assertThat(store.count(RunQuery.all())).isZero();
+    assertThat(store.stats().total().total()).isZero();
+  }
+}
