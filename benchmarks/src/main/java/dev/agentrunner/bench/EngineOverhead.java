@@ -42,6 +42,8 @@ final class EngineOverhead {
     double[] queueing = new double[mode.rounds()];
     double[] raw = new double[mode.rounds()];
     double[] storeAlone = new double[mode.rounds()];
+    double[][] engineSpent = new double[3][mode.rounds()];
+    double[][] rawSpent = new double[3][mode.rounds()];
     Histogram engineLatency = new Histogram(3);
     Histogram rawLatency = new Histogram(3);
     for (int r = 0; r < mode.rounds(); r++) {
@@ -50,6 +52,8 @@ final class EngineOverhead {
       queueing[r] = engineRound(mode, DEFAULT_LIMIT).perSecond();
       engine[r] = e.perSecond();
       raw[r] = x.perSecond();
+      spent(engineSpent, r, e);
+      spent(rawSpent, r, x);
       engineLatency.add(e.latency());
       rawLatency.add(x.latency());
       storeAlone[r] = storeAloneRound(mode).perSecond();
@@ -76,8 +80,19 @@ final class EngineOverhead {
     report.note(String.format(java.util.Locale.ROOT, "1: the engine reaches %.2f of the rate of"
         + " its in-memory store called directly (1c); the store's own cost caps figure 1 at"
         + " about %.2f", Fmt.pairedRatio(engine, storeAlone), Fmt.pairedRatio(storeAlone, raw)));
+    report.note(String.format(java.util.Locale.ROOT, "1: what a run costs the process (median"
+            + " of rounds): engine %.2f µs of CPU, %.0f bytes allocated, collector pauses %.0f%%"
+            + " of the round; raw executor %.2f µs, %.0f bytes, %.0f%%",
+        Fmt.median(engineSpent[0]), Fmt.median(engineSpent[1]), Fmt.median(engineSpent[2]) * 100,
+        Fmt.median(rawSpent[0]), Fmt.median(rawSpent[1]), Fmt.median(rawSpent[2]) * 100));
     report.latency("1", "engine: submit → finished (closed-loop burst)", engineLatency);
     report.latency("1", "raw executor: submit → finished (closed-loop burst)", rawLatency);
+  }
+
+  private static void spent(double[][] into, int round, Load.Round r) {
+    into[0][round] = r.cpuMicrosPerRun();
+    into[1][round] = r.bytesPerRun();
+    into[2][round] = r.gcShare();
   }
 
   /** The runner's default global limit. */

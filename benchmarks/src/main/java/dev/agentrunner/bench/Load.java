@@ -2,6 +2,8 @@ package dev.agentrunner.bench;
 
 import dev.agentrunner.AgentContext;
 import dev.agentrunner.AgentResult;
+import java.lang.management.GarbageCollectorMXBean;
+import java.lang.management.ManagementFactory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,10 +36,58 @@ final class Load {
     void submit(long submitNanos) throws Exception;
   }
 
-  /** One measured round: how many runs finished, over how long, and their latencies. */
-  record Round(long runs, long nanos, Histogram latency) {
+  /**
+   * One measured round: how many runs finished, over how long, and their latencies; for
+   * closed-loop rounds also what the whole process spent on it (else null).
+   */
+  record Round(long runs, long nanos, Histogram latency, Spent spent) {
+    Round(long runs, long nanos, Histogram latency) {
+      this(runs, nanos, latency, null);
+    }
+
     double perSecond() {
       return runs * 1e9 / nanos;
+    }
+
+    /** CPU time of the whole process per run, in microseconds. */
+    double cpuMicrosPerRun() {
+      return spent.cpuNanos() / 1e3 / runs;
+    }
+
+    /** Bytes allocated by all threads per run. */
+    double bytesPerRun() {
+      return (double) spent.allocatedBytes() / runs;
+    }
+
+    /** The share of the round's wall time the collector's pauses took. */
+    double gcShare() {
+      return spent.gcMillis() * 1e6 / nanos;
+    }
+  }
+
+  /**
+   * What the process spent over a round: CPU time of all its threads (the machine's other
+   * load does not count), bytes allocated, and collector pause time. Robust where rates are
+   * not: on a shared machine a neighbour slows a round down but hardly changes what a run
+   * costs the process.
+   */
+  record Spent(long cpuNanos, long allocatedBytes, long gcMillis) {
+    static Spent now() {
+      long gc = 0;
+      for (GarbageCollectorMXBean bean : ManagementFactory.getGarbageCollectorMXBeans()) {
+        gc += Math.max(0, bean.getCollectionTime());
+      }
+      return new Spent(
+          ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+              .getProcessCpuTime(),
+          ((com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean())
+              .getTotalThreadAllocatedBytes(),
+          gc);
+    }
+
+    Spent minus(Spent before) {
+      return new Spent(cpuNanos - before.cpuNanos, allocatedBytes - before.allocatedBytes,
+          gcMillis - before.gcMillis);
     }
   }
 
@@ -109,6 +159,7 @@ final class Load {
         }
       }));
     }
+    Spent before = Spent.now();
     start[0] = System.nanoTime();
     go.countDown();
     for (Thread w : workers) {
@@ -119,7 +170,7 @@ final class Load {
     }
     finishes.await(submitted.get(), Duration.ofMinutes(5));
     long nanos = System.nanoTime() - start[0];
-    return new Round(submitted.get(), nanos, finishes.histogram());
+    return new Round(submitted.get(), nanos, finishes.histogram(), Spent.now().minus(before));
   }
 
 

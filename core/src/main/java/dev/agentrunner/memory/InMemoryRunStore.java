@@ -63,7 +63,7 @@ public final class InMemoryRunStore implements RunStore {
   private static final int MAX_PRECEDENCE_WALK = 64;
 
   /** How often {@link #acquire} retries before it parks: a few microseconds' worth. */
-  private static final int LOCK_SPINS = 200;
+  private static final int LOCK_SPINS = 50;
 
   private final Clock clock;
   private final Consumer<RunEvent> beforeEventWrite;
