@@ -85,12 +85,7 @@ final class RawSqlite implements AutoCloseable {
    * @return the round; its latency is each run's insert-to-finish time
    */
   Load.Round naive(Duration window) throws SQLException {
-    Histogram latency = new Histogram(3);
-    long start = System.nanoTime();
-    long end = start + window.toNanos();
-    long runs = 0;
-    long t0;
-    while ((t0 = System.nanoTime()) - end < 0) {
+    return oneRunAtATime(window, t0 -> {
       long id = insertQueued(t0);
       event(id, 0, "queued", "");
       long[] claimed = candidates(1);
@@ -98,6 +93,24 @@ final class RawSqlite implements AutoCloseable {
       event(id, attempt, "started", OWNER);
       finish(id, attempt);
       event(id, attempt, "succeeded", "");
+    });
+  }
+
+  /** One run's life, started at {@code t0}. */
+  @FunctionalInterface
+  private interface Life {
+    void run(long t0) throws SQLException;
+  }
+
+  /** Runs {@code life} one run after another for {@code window}; latency: each run's time. */
+  private static Load.Round oneRunAtATime(Duration window, Life life) throws SQLException {
+    Histogram latency = new Histogram(3);
+    long start = System.nanoTime();
+    long end = start + window.toNanos();
+    long runs = 0;
+    long t0;
+    while ((t0 = System.nanoTime()) - end < 0) {
+      life.run(t0);
       latency.recordValue(System.nanoTime() - t0);
       runs++;
     }
@@ -109,19 +122,11 @@ final class RawSqlite implements AutoCloseable {
    * what the statements cost without group commit.
    */
   Load.Round naiveOwnPath(Duration window) throws SQLException {
-    Histogram latency = new Histogram(3);
-    long start = System.nanoTime();
-    long end = start + window.toNanos();
-    long runs = 0;
-    long t0;
-    while ((t0 = System.nanoTime()) - end < 0) {
+    return oneRunAtATime(window, t0 -> {
       long id = insertClaimed(t0);
       finish(id, 1);
       event(id, 1, "succeeded", "");
-      latency.recordValue(System.nanoTime() - t0);
-      runs++;
-    }
-    return new Load.Round(runs, System.nanoTime() - start, latency);
+    });
   }
 
   /**

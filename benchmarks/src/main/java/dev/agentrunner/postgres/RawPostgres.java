@@ -1,5 +1,8 @@
 package dev.agentrunner.postgres;
 
+import dev.agentrunner.Usage;
+import dev.agentrunner.spi.Finish;
+
 import dev.agentrunner.RunRecord;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -80,35 +83,12 @@ public final class RawPostgres implements AutoCloseable {
    * @return how many finishes matched their fence
    */
   public int finishSucceeded(List<RunRecord> claimed) throws SQLException {
-    List<RunRecord> runs = new java.util.ArrayList<>(claimed);
-    runs.sort(java.util.Comparator.comparingLong(RunRecord::id)); // as the store sorts them
-    int n = runs.size();
-    Long[] ids = new Long[n];
-    Integer[] attempts = new Integer[n];
-    String[] owners = new String[n];
-    String[] statuses = new String[n];
-    String[] outputs = new String[n];
-    String[] errors = new String[n];
-    Long[] zeros = new Long[n];
-    for (int i = 0; i < n; i++) {
-      RunRecord r = runs.get(i);
-      ids[i] = r.id();
-      attempts[i] = r.attempt();
-      owners[i] = r.owner();
-      statuses[i] = "SUCCEEDED";
-      outputs[i] = "";
-      zeros[i] = 0L;
+    List<FinishBatcher.Request> batch = new java.util.ArrayList<>(claimed.size());
+    for (RunRecord r : claimed) {
+      batch.add(new FinishBatcher.Request(
+          Finish.succeeded(r.id(), r.attempt(), r.owner(), "", Usage.ZERO), "", null));
     }
-    Rows.setInstant(finish, 1, null);
-    finish.setArray(2, c.createArrayOf("bigint", ids));
-    finish.setArray(3, c.createArrayOf("integer", attempts));
-    finish.setArray(4, c.createArrayOf("text", owners));
-    finish.setArray(5, c.createArrayOf("text", statuses));
-    finish.setArray(6, c.createArrayOf("text", outputs));
-    finish.setArray(7, c.createArrayOf("text", errors));
-    finish.setArray(8, c.createArrayOf("bigint", zeros));
-    finish.setArray(9, c.createArrayOf("bigint", zeros));
-    finish.setArray(10, c.createArrayOf("bigint", zeros));
+    PostgresRunStore.bindFinishTerminal(c, finish, null, PostgresRunStore.inLockOrder(batch));
     return Rows.changed(finish).runs().size();
   }
 

@@ -356,9 +356,31 @@ public final class PostgresRunStore implements RunStore {
 
   /** Ends the runs of a batch of terminal finishes in one statement, {@link Sql#finishTerminal}. */
   private Rows.Changed finishTerminal(List<FinishBatcher.Request> requests) {
-    // In id order: the statement locks the rows in the order of its arrays.
+    List<FinishBatcher.Request> batch = inLockOrder(requests);
+    long first = batch.get(0).finish.runId();
+    String what = batch.size() == 1 ? "finish of run " + first
+        : "finish of " + batch.size() + " runs (" + first + ", …)";
+    return db.autocommit(what, false, c -> {
+      try (PreparedStatement ps = c.prepareStatement(sql.finishTerminal)) {
+        bindFinishTerminal(c, ps, testNow(), batch);
+        return Rows.changed(ps);
+      }
+    });
+  }
+
+  /** The finishes by run id: the statement locks the rows in the order of its arrays. */
+  static List<FinishBatcher.Request> inLockOrder(List<FinishBatcher.Request> requests) {
     List<FinishBatcher.Request> batch = new ArrayList<>(requests);
     batch.sort(java.util.Comparator.comparingLong(r -> r.finish.runId()));
+    return batch;
+  }
+
+  /**
+   * Binds {@link Sql#finishTerminal} for {@code batch} (in lock order): one array per column,
+   * an element per finish. {@code now} null means the database's clock.
+   */
+  static void bindFinishTerminal(Connection c, PreparedStatement ps, Instant now,
+      List<FinishBatcher.Request> batch) throws SQLException {
     int n = batch.size();
     Long[] ids = new Long[n];
     Integer[] attempts = new Integer[n];
@@ -382,23 +404,16 @@ public final class PostgresRunStore implements RunStore {
       outputTokens[i] = f.usage().outputTokens();
       costs[i] = f.usage().costMicros();
     }
-    String what = n == 1 ? "finish of run " + ids[0] : "finish of " + n + " runs (" + ids[0]
-        + ", …)";
-    return db.autocommit(what, false, c -> {
-      try (PreparedStatement ps = c.prepareStatement(sql.finishTerminal)) {
-        Rows.setInstant(ps, 1, testNow());
-        ps.setArray(2, c.createArrayOf("bigint", ids));
-        ps.setArray(3, c.createArrayOf("integer", attempts));
-        ps.setArray(4, c.createArrayOf("text", owners));
-        ps.setArray(5, c.createArrayOf("text", statuses));
-        ps.setArray(6, c.createArrayOf("text", outputs));
-        ps.setArray(7, c.createArrayOf("text", errors));
-        ps.setArray(8, c.createArrayOf("bigint", inputTokens));
-        ps.setArray(9, c.createArrayOf("bigint", outputTokens));
-        ps.setArray(10, c.createArrayOf("bigint", costs));
-        return Rows.changed(ps);
-      }
-    });
+    Rows.setInstant(ps, 1, now);
+    ps.setArray(2, c.createArrayOf("bigint", ids));
+    ps.setArray(3, c.createArrayOf("integer", attempts));
+    ps.setArray(4, c.createArrayOf("text", owners));
+    ps.setArray(5, c.createArrayOf("text", statuses));
+    ps.setArray(6, c.createArrayOf("text", outputs));
+    ps.setArray(7, c.createArrayOf("text", errors));
+    ps.setArray(8, c.createArrayOf("bigint", inputTokens));
+    ps.setArray(9, c.createArrayOf("bigint", outputTokens));
+    ps.setArray(10, c.createArrayOf("bigint", costs));
   }
 
   @Override

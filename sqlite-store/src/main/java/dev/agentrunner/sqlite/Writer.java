@@ -292,12 +292,7 @@ final class Writer implements AutoCloseable {
   }
 
   private void runBatch(List<Pending<?>> batch) {
-    try {
-      begin();
-    } catch (SQLException e) {
-      for (Pending<?> p : batch) {
-        p.fail(failures.wrap(p.what, e));
-      }
+    if (!beginOrFail(batch)) {
       return;
     }
     List<Pending<?>> applied = new ArrayList<>(batch.size());
@@ -328,12 +323,7 @@ final class Writer implements AutoCloseable {
 
   /** Runs a batch in one transaction with a savepoint per operation, so each can fail alone. */
   private void runIsolated(List<Pending<?>> batch) {
-    try {
-      begin();
-    } catch (SQLException e) {
-      for (Pending<?> p : batch) {
-        p.fail(failures.wrap(p.what, e));
-      }
+    if (!beginOrFail(batch)) {
       return;
     }
     List<Pending<?>> applied = new ArrayList<>(batch.size());
@@ -391,6 +381,19 @@ final class Writer implements AutoCloseable {
   private void runOneByOne(List<Pending<?>> ops) {
     for (Pending<?> p : ops) {
       runBatch(List.of(p));
+    }
+  }
+
+  /** Begins the batch's transaction; if that fails, fails every operation of it with the cause. */
+  private boolean beginOrFail(List<Pending<?>> batch) {
+    try {
+      begin();
+      return true;
+    } catch (SQLException e) {
+      for (Pending<?> p : batch) {
+        p.fail(failures.wrap(p.what, e));
+      }
+      return false;
     }
   }
 
