@@ -838,15 +838,42 @@ public final class InMemoryRunStore implements RunStore {
     private static final int CHUNK_BITS = 14;
     private static final int CHUNK = 1 << CHUNK_BITS;
 
+    /**
+     * One chunk's events. Its arrays start small and double until they hold {@link #CHUNK}, so
+     * a store that holds few events (a test's, a jcstress sample's) costs little memory.
+     */
     private static final class Chunk {
-      final long[] runIds = new long[CHUNK];
-      final int[] attempts = new int[CHUNK];
-      final String[] types = new String[CHUNK];
-      final String[] data = new String[CHUNK];
-      final Instant[] ats = new Instant[CHUNK];
+      long[] runIds;
+      int[] attempts;
+      String[] types;
+      String[] data;
+      Instant[] ats;
       /** The sequence number of the same run's next event; 0 for its last. */
-      final long[] next = new long[CHUNK];
+      long[] next;
       int live;
+
+      Chunk(int capacity) {
+        runIds = new long[capacity];
+        attempts = new int[capacity];
+        types = new String[capacity];
+        data = new String[capacity];
+        ats = new Instant[capacity];
+        next = new long[capacity];
+      }
+
+      /** Makes room for index {@code i}. */
+      void fit(int i) {
+        if (i < runIds.length) {
+          return;
+        }
+        int capacity = Math.min(CHUNK, Math.max(i + 1, runIds.length * 2));
+        runIds = java.util.Arrays.copyOf(runIds, capacity);
+        attempts = java.util.Arrays.copyOf(attempts, capacity);
+        types = java.util.Arrays.copyOf(types, capacity);
+        data = java.util.Arrays.copyOf(data, capacity);
+        ats = java.util.Arrays.copyOf(ats, capacity);
+        next = java.util.Arrays.copyOf(next, capacity);
+      }
     }
 
     /** Chunk {@code dropped + i} is {@code chunks.get(i)}. */
@@ -858,10 +885,12 @@ public final class InMemoryRunStore implements RunStore {
       long index = seq - 1;
       int c = (int) ((index >>> CHUNK_BITS) - dropped);
       while (chunks.size() <= c) {
-        chunks.add(new Chunk());
+        // the first chunk starts small; later ones are needed only by a store that filled one
+        chunks.add(new Chunk(chunks.isEmpty() && dropped == 0 ? 16 : CHUNK));
       }
       Chunk chunk = chunks.get(c);
       int i = (int) (index & (CHUNK - 1));
+      chunk.fit(i);
       chunk.runIds[i] = runId;
       chunk.attempts[i] = attempt;
       chunk.types[i] = type;
@@ -934,10 +963,18 @@ public final class InMemoryRunStore implements RunStore {
       long index = slot.id - 1;
       int chunk = (int) ((index >>> CHUNK_BITS) - dropped);
       while (chunks.size() <= chunk) {
-        chunks.add(new Slot[CHUNK]);
+        // the first chunk starts small (a test's store holds a handful of runs) and grows
+        chunks.add(new Slot[chunks.isEmpty() && dropped == 0 ? 16 : CHUNK]);
         live.add(new int[1]);
       }
-      chunks.get(chunk)[(int) (index & (CHUNK - 1))] = slot;
+      int i = (int) (index & (CHUNK - 1));
+      Slot[] slots = chunks.get(chunk);
+      if (i >= slots.length) {
+        slots = java.util.Arrays.copyOf(slots, Math.min(CHUNK, Math.max(i + 1,
+            slots.length * 2)));
+        chunks.set(chunk, slots);
+      }
+      slots[i] = slot;
       live.get(chunk)[0]++;
       highestId = Math.max(highestId, slot.id);
     }
@@ -952,7 +989,8 @@ public final class InMemoryRunStore implements RunStore {
         return null;
       }
       Slot[] slots = chunks.get((int) chunk);
-      return slots == null ? null : slots[(int) (index & (CHUNK - 1))];
+      int i = (int) (index & (CHUNK - 1));
+      return slots == null || i >= slots.length ? null : slots[i];
     }
 
     void remove(long id) {
@@ -991,7 +1029,7 @@ public final class InMemoryRunStore implements RunStore {
           continue;
         }
         long first = (dropped + c) << CHUNK_BITS; // index of the chunk's first slot
-        for (int i = (int) Math.min(CHUNK - 1, top - 1 - first); i >= 0; i--) {
+        for (int i = (int) Math.min(chunk.length - 1, top - 1 - first); i >= 0; i--) {
           Slot slot = chunk[i];
           if (slot != null && !visit.test(slot)) {
             return;
