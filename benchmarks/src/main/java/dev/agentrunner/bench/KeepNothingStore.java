@@ -21,10 +21,12 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A "store" that keeps nothing, for figure 1's decomposition only: every insert comes back
- * claimed by whoever asked, with a fresh id, and every finish comes back applied; there is no
- * history, no queue, no lock. It holds only each running run's input, to hand it back with the
- * finished record (the harness's listener reads the submit time from it). An engine on it does all of its own work (permits, executions,
+ * A "store" that keeps nothing, for figure 1's decomposition only: every insert-and-claim comes
+ * back claimed by whoever asked, with a fresh id, and every finish comes back applied; there is
+ * no history, no lock. It holds only each running run's input, to hand it back with the
+ * finished record (the harness's listener reads the submit time from it), and the few runs a
+ * submit stores unclaimed (when the dispatcher holds the free permits for a moment), for the
+ * next claim. An engine on it does all of its own work (permits, executions,
  * timers, local stats, listeners, threads) and none of a store's, so the gap between it and the
  * raw executor is the engine's, and the gap between it and the in-memory store is the cost of
  * keeping the history. Not a {@link RunStore} anyone could use: it breaks the contract on
@@ -35,11 +37,18 @@ import java.util.concurrent.atomic.AtomicLong;
 final class KeepNothingStore implements RunStore {
   private final AtomicLong ids = new AtomicLong();
   private final Map<Long, String> inputs = new ConcurrentHashMap<>();
+  private final java.util.Queue<RunRecord> waiting =
+      new java.util.concurrent.ConcurrentLinkedQueue<>();
   private final Instant epoch = Instant.now();
 
   @Override
   public RunRecord insert(NewRun run) {
-    throw new UnsupportedOperationException("figure 1 only starts runs at submit");
+    long id = ids.incrementAndGet();
+    RunRecord queued = new RunRecord(id, run.agent(), RunStatus.QUEUED, run.input(), null, null,
+        null, null, 0, 0, run.maxAttempts(), epoch, epoch, null, null, null, null, false,
+        dev.agentrunner.Usage.ZERO);
+    waiting.add(queued);
+    return queued;
   }
 
   @Override
@@ -62,7 +71,15 @@ final class KeepNothingStore implements RunStore {
 
   @Override
   public List<RunRecord> claim(ClaimRequest request) {
-    return List.of();
+    List<RunRecord> claimed = new java.util.ArrayList<>();
+    RunRecord next;
+    while (claimed.size() < request.limit() && (next = waiting.poll()) != null) {
+      inputs.put(next.id(), next.input());
+      claimed.add(new RunRecord(next.id(), next.agent(), RunStatus.RUNNING, next.input(), null,
+          null, null, null, 0, 1, next.maxAttempts(), epoch, epoch, epoch, null, request.owner(),
+          epoch, false, dev.agentrunner.Usage.ZERO));
+    }
+    return claimed;
   }
 
   @Override
