@@ -48,8 +48,9 @@ final class Fmt {
         : String.format(Locale.ROOT, "%.0f ms", ms);
   }
 
+  /** Three decimals below 1, so that a ratio just under a target never prints as the target. */
   static String ratio(double r) {
-    return String.format(Locale.ROOT, "%.2f", r);
+    return String.format(Locale.ROOT, Math.abs(r) < 1 ? "%.3f" : "%.2f", r);
   }
 
   static String mib(long bytes) {
