@@ -62,8 +62,9 @@ class StartAtSubmitTest {
         })
         .build()) {
       RunHandle first = runner.submit(RunRequest.of("a", "1"));
+      // (its start may come from the dispatcher, if it held the one permit at that moment)
+      awaitStatus(first, RunStatus.RUNNING);
       RunHandle second = runner.submit(RunRequest.of("a", "2"));
-      assertThat(first.current().status()).isEqualTo(RunStatus.RUNNING);
       assertThat(second.current().status()).isEqualTo(RunStatus.QUEUED);
       release.countDown();
       assertThat(second.await(WAIT).status()).isEqualTo(RunStatus.SUCCEEDED);
@@ -104,7 +105,7 @@ class StartAtSubmitTest {
         RunHandle a = runner.submit(RunRequest.of("a", "a"));
         runner.submit(RunRequest.of("a", "b"));
         RunHandle c = runner.submit(RunRequest.of("a", "c"));
-        assertThat(a.current().status()).isEqualTo(RunStatus.RUNNING);
+        awaitStatus(a, RunStatus.RUNNING);
         releaseA.countDown();
         c.await(WAIT);
         awaitNonNull(d);
@@ -112,6 +113,33 @@ class StartAtSubmitTest {
         assertThat(starts).as("round %d", round).containsExactly("a", "b", "c", "d");
       }
     }
+  }
+
+  /** A run submitted not due yet starts when it falls due, not at the next poll a minute on. */
+  @Test
+  void aRunNotYetDueStartsWhenItFallsDueNotAtTheNextPoll() throws Exception {
+    try (AgentRunner runner = AgentRunner.builder().store(store)
+        .pollInterval(Duration.ofMinutes(1))
+        .agent("a", ctx -> AgentResult.of("ok"))
+        .build()) {
+      Thread.sleep(200); // past the dispatcher's first poll
+      long submitted = System.nanoTime();
+      RunHandle handle = runner.submit(RunRequest.of("a", "later")
+          .withNotBefore(java.time.Instant.now().plusMillis(300)));
+      assertThat(handle.current().status()).isEqualTo(RunStatus.QUEUED);
+      RunRecord done = handle.await(WAIT);
+      assertThat(done.status()).isEqualTo(RunStatus.SUCCEEDED);
+      assertThat(Duration.ofNanos(System.nanoTime() - submitted))
+          .as("started when due, long before the next poll").isLessThan(Duration.ofSeconds(30));
+    }
+  }
+
+  private static void awaitStatus(RunHandle handle, RunStatus status) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (handle.current().status() != status && System.nanoTime() < deadline) {
+      Thread.sleep(1);
+    }
+    assertThat(handle.current().status()).isEqualTo(status);
   }
 
   private static void awaitNonNull(AtomicReference<?> ref) throws InterruptedException {

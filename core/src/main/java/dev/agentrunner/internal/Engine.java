@@ -130,6 +130,12 @@ public final class Engine implements AgentRunner {
    */
   private static final int MAX_CLAIM = 10_000;
 
+  /** The most runs a claim asks for when the dispatcher is not in a backlog. */
+  private static final int PROBE_CLAIM = 16;
+
+  /** The farthest {@code notBefore} a local submit sets a wake-up timer for. */
+  private static final Duration DUE_TIMER_HORIZON = Duration.ofHours(1);
+
   /** How long the dispatcher waits, in a backlog, for more permits before it claims. */
   private static final long GATHER_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
 
@@ -246,8 +252,24 @@ public final class Engine implements AgentRunner {
       }
     }
     signalWork();
+    signalWhenDue(stored);
     listeners.submitted(stored);
     return new Handle(stored.id());
+  }
+
+  /**
+   * A queued run that is not due yet becomes claimable at its {@code notBefore}: claim then,
+   * rather than at the next poll (latency of local work never depends on the poll interval).
+   */
+  private void signalWhenDue(RunRecord queued) {
+    if (queued.status() != RunStatus.QUEUED) {
+      return;
+    }
+    Duration until = Duration.between(config.clock().instant(), queued.notBefore());
+    // Beyond the horizon the next poll is as good as a timer, and costs no memory per run.
+    if (!until.isNegative() && !until.isZero() && until.compareTo(DUE_TIMER_HORIZON) <= 0) {
+      timers.schedule(this::signalWork, until.toNanos(), TimeUnit.NANOSECONDS);
+    }
   }
 
   /**
@@ -489,7 +511,11 @@ public final class Engine implements AgentRunner {
     if (signals == exhaustedAt) {
       return 0; // the queue held nothing more to claim, and nothing has been added since
     }
-    int free = permits.takeGlobal(Math.min(config.maxConcurrency(), MAX_CLAIM));
+    // Out of a backlog (idle, or polling for other processes' work) the claim first probes
+    // with a few permits: the permits a claim holds are unavailable to submits starting their
+    // own runs meanwhile. A full probe means a backlog, and the next claim takes them all.
+    int wanted = Math.min(config.maxConcurrency(), backlog ? MAX_CLAIM : PROBE_CLAIM);
+    int free = permits.takeGlobal(wanted);
     if (free == 0) {
       return 0;
     }
