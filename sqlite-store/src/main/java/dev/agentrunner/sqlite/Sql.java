@@ -57,11 +57,6 @@ final class Sql {
       "INSERT INTO events (run_id, attempt, type, data, at)"
           + " VALUES (?1, 0, 'queued', '', ?2), (?1, 1, 'started', ?3, ?2)";
 
-  /** Whether a run of the serial key is QUEUED or RUNNING; both probes use partial indexes. */
-  static final String SERIAL_KEY_ACTIVE =
-      "SELECT EXISTS (SELECT 1 FROM runs WHERE serial_key = ?1 AND status = 'RUNNING')"
-          + " OR EXISTS (SELECT 1 FROM runs WHERE serial_key = ?1 AND status = 'QUEUED')";
-
   /**
    * Whether one agent has a claimable run of at least the given priority: the question a
    * submit asks before it inserts its run already claimed. The same conditions as
@@ -77,10 +72,16 @@ final class Sql {
           + "     WHERE o.serial_key = r.serial_key AND o.status = 'QUEUED' AND o.id < r.id)))"
           + " LIMIT 1";
 
-  /** The oldest QUEUED or RUNNING run of a serial key: the one a REJECT names. */
+  /**
+   * The oldest QUEUED or RUNNING run of a serial key (NULL if none): the one a REJECT names, and
+   * what keeps a submit from claiming its run at insert. One probe per status, each on its
+   * partial index; a single {@code status IN (...)} would match neither index and scan the
+   * table.
+   */
   static final String OLDEST_ACTIVE_OF_SERIAL_KEY =
-      "SELECT id FROM runs WHERE serial_key = ? AND status IN ('QUEUED', 'RUNNING')"
-          + " ORDER BY id LIMIT 1";
+      "SELECT min(id) FROM ("
+          + "SELECT id FROM runs WHERE serial_key = ?1 AND status = 'RUNNING'"
+          + " UNION ALL SELECT min(id) FROM runs WHERE serial_key = ?1 AND status = 'QUEUED')";
 
   static final String RUN_BY_IDEMPOTENCY_KEY =
       "SELECT " + RUN_COLUMNS + " FROM runs WHERE idempotency_key = ?";

@@ -97,14 +97,8 @@ final class Writes {
       return false;
     }
     String serialKey = run.request().serialKey();
-    if (serialKey != null) {
-      PreparedStatement active = tx.prepare(Sql.SERIAL_KEY_ACTIVE);
-      active.setString(1, serialKey);
-      try (ResultSet rs = active.executeQuery()) {
-        if (rs.next() && rs.getInt(1) != 0) {
-          return false;
-        }
-      }
+    if (serialKey != null && oldestActiveOfKey(tx, serialKey) != 0) {
+      return false;
     }
     PreparedStatement ahead = tx.prepare(Sql.CLAIMABLE_AT_OR_ABOVE);
     long nowNanos = Rows.nanos(now);
@@ -130,13 +124,20 @@ final class Writes {
     if (serialKey != null && run.request().serialKeyPolicy() == SerialKeyPolicy.REJECT) {
       // Inside the IMMEDIATE transaction: no other process can add or start a run of the key
       // between this check and the insert.
-      PreparedStatement active = tx.prepare(Sql.OLDEST_ACTIVE_OF_SERIAL_KEY);
-      active.setString(1, serialKey);
-      try (ResultSet rs = active.executeQuery()) {
-        if (rs.next()) {
-          throw new SerialKeyBusyException(serialKey, rs.getLong(1));
-        }
+      long active = oldestActiveOfKey(tx, serialKey);
+      if (active != 0) {
+        throw new SerialKeyBusyException(serialKey, active);
       }
+    }
+  }
+
+  /** The id of the oldest QUEUED or RUNNING run of {@code serialKey}; 0 if there is none. */
+  private static long oldestActiveOfKey(Writer.Tx tx, String serialKey) throws SQLException {
+    PreparedStatement active = tx.prepare(Sql.OLDEST_ACTIVE_OF_SERIAL_KEY);
+    active.setString(1, serialKey);
+    try (ResultSet rs = active.executeQuery()) {
+      rs.next(); // an aggregate: always one row, NULL (read as 0) when the key is idle
+      return rs.getLong(1);
     }
   }
 
