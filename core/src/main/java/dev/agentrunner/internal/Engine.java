@@ -133,8 +133,11 @@ public final class Engine implements AgentRunner {
   /** The most runs a claim asks for when the dispatcher is not in a backlog. */
   private static final int PROBE_CLAIM = 16;
 
-  /** The farthest {@code notBefore} a local submit sets a wake-up timer for. */
+  /** The farthest ahead a run this runner queued gets a wake-up timer for its due time. */
   private static final Duration DUE_TIMER_HORIZON = Duration.ofHours(1);
+
+  /** The longest close() waits for a signal before it looks at what it waits for again. */
+  private static final long DRAIN_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
 
   /** How long the dispatcher waits, in a backlog, for more permits before it claims. */
   private static final long GATHER_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
@@ -236,10 +239,8 @@ public final class Engine implements AgentRunner {
         if (stored.status() == RunStatus.RUNNING && config.workerId().equals(stored.owner())) {
           // Started while this submit still counts as in flight, so close() waits for it
           // like for any other execution.
-          Execution execution = begin(stored);
           listeners.submitted(stored);
-          listeners.started(stored);
-          execution.start();
+          startRun(stored);
           return new Handle(stored.id());
         }
         permits.giveOne(agent);
@@ -251,25 +252,13 @@ public final class Engine implements AgentRunner {
         signalDrained(); // close() may be waiting for this submit
       }
     }
-    signalWork();
-    signalWhenDue(stored);
+    if (stored.status() == RunStatus.QUEUED) {
+      signalWorkAt(stored.notBefore());
+    } else {
+      signalWork(); // (a run an idempotency key found: nothing new, but cheap to look)
+    }
     listeners.submitted(stored);
     return new Handle(stored.id());
-  }
-
-  /**
-   * A queued run that is not due yet becomes claimable at its {@code notBefore}: claim then,
-   * rather than at the next poll (latency of local work never depends on the poll interval).
-   */
-  private void signalWhenDue(RunRecord queued) {
-    if (queued.status() != RunStatus.QUEUED) {
-      return;
-    }
-    Duration until = Duration.between(config.clock().instant(), queued.notBefore());
-    // Beyond the horizon the next poll is as good as a timer, and costs no memory per run.
-    if (!until.isNegative() && !until.isZero() && until.compareTo(DUE_TIMER_HORIZON) <= 0) {
-      timers.schedule(this::signalWork, until.toNanos(), TimeUnit.NANOSECONDS);
-    }
   }
 
   /**
@@ -559,20 +548,18 @@ public final class Engine implements AgentRunner {
         log.debug("runner {} closing: released {} claimed runs", config.workerId(), released);
         break;
       }
-      RunRecord run = claimed.get(i);
-      Execution execution = begin(run);
-      listeners.started(run);
-      execution.start();
+      startRun(claimed.get(i));
     }
     return claimed.size();
   }
 
-  /** Registers the execution of a run claimed for this runner; its permits are already held. */
-  private Execution begin(RunRecord run) {
+  /** Starts a run claimed for this runner; its permits are already held. */
+  private void startRun(RunRecord run) {
     Execution execution = new Execution(this, run, config.agents().get(run.agent()));
     executing.put(execution.key(), execution);
     localStats.get(run.agent()).started();
-    return execution;
+    listeners.started(run);
+    execution.start();
   }
 
   /** Called exactly once per execution, from whichever thread ended it. */
@@ -603,9 +590,7 @@ public final class Engine implements AgentRunner {
       wakeDispatcher(); // runs may be waiting for the permit just freed
     }
     if (finish.status() == RunStatus.QUEUED && after.isPresent()) {
-      // A retry is due at retryAt; claim then rather than up to a poll interval later.
-      long delay = Duration.between(config.clock().instant(), finish.retryAt()).toNanos();
-      timers.schedule(this::signalWork, Math.max(0, delay), TimeUnit.NANOSECONDS);
+      signalWorkAt(finish.retryAt());
     }
     if (state != State.OPEN) {
       signalIfDrained();
@@ -703,6 +688,21 @@ public final class Engine implements AgentRunner {
     wakeDispatcher();
   }
 
+  /**
+   * Signals work when a run this runner queued falls due (a retry's backoff, a submit's
+   * {@code notBefore}): now if it is due, else by a timer, so that local work never waits for the
+   * poll interval. Beyond {@link #DUE_TIMER_HORIZON} the next poll is as good as a timer and
+   * costs no memory per run.
+   */
+  private void signalWorkAt(Instant due) {
+    Duration until = Duration.between(config.clock().instant(), due);
+    if (until.isNegative() || until.isZero()) {
+      signalWork();
+    } else if (until.compareTo(DUE_TIMER_HORIZON) <= 0) {
+      timers.schedule(this::signalWork, until.toNanos(), TimeUnit.NANOSECONDS);
+    }
+  }
+
   private void wakeDispatcher() {
     if (wake.availablePermits() == 0) {
       wake.release();
@@ -733,7 +733,7 @@ public final class Engine implements AgentRunner {
       while (submitsInFlight.get() != 0) {
         try {
           // bounded, like awaitDrained: the last submit out signals, but no wait relies on it
-          drained.awaitNanos(TimeUnit.MILLISECONDS.toNanos(20));
+          drained.awaitNanos(DRAIN_WAIT_NANOS);
         } catch (InterruptedException e) {
           interrupted = true; // the count decides; keep the interrupt for the caller
         }
@@ -757,7 +757,7 @@ public final class Engine implements AgentRunner {
         }
         // Bounded waits: the signal is sent only once closing has begun, so a run ending just
         // as close starts may not send one; the next look at executing sees it gone.
-        drained.awaitNanos(Math.min(remaining, TimeUnit.MILLISECONDS.toNanos(20)));
+        drained.awaitNanos(Math.min(remaining, DRAIN_WAIT_NANOS));
       }
       return true;
     } catch (InterruptedException e) {
