@@ -237,11 +237,7 @@ public final class InMemoryRunStore implements RunStore {
         newEvents.add(event(run.id(), claimed.attempt(), "started", request.owner(), now,
             newEvents.size()));
       }
-      newEvents.forEach(beforeEventWrite);
-      for (int i = 0; i < after.size(); i++) {
-        apply(slots.get(i), after.get(i));
-        commit(slots.get(i), newEvents.get(i));
-      }
+      applyAll(slots, after, newEvents);
       return List.copyOf(after);
     });
   }
@@ -357,11 +353,7 @@ public final class InMemoryRunStore implements RunStore {
               run.cancelRequested() ? "cancelled" : "released", owner, now, newEvents.size()));
         }
       }
-      newEvents.forEach(beforeEventWrite);
-      for (int i = 0; i < slots.size(); i++) {
-        apply(slots.get(i), changed.get(i));
-        commit(slots.get(i), newEvents.get(i));
-      }
+      applyAll(slots, changed, newEvents);
       return slots.size();
     });
   }
@@ -430,11 +422,7 @@ public final class InMemoryRunStore implements RunStore {
         newEvents.add(event(run.id(), after.attempt(),
             end != null ? eventType(end) : "recovered", why, now, newEvents.size()));
       }
-      newEvents.forEach(beforeEventWrite);
-      for (int i = 0; i < slots.size(); i++) {
-        apply(slots.get(i), changed.get(i));
-        commit(slots.get(i), newEvents.get(i));
-      }
+      applyAll(slots, changed, newEvents);
       return List.copyOf(changed);
     });
   }
@@ -641,6 +629,18 @@ public final class InMemoryRunStore implements RunStore {
       log.link(slot.lastEvent, seq);
     }
     slot.lastEvent = seq;
+  }
+
+  /**
+   * Commits a change of several runs: the fault hook sees every event first (if it throws,
+   * nothing changed), then each slot gets its new record and its event.
+   */
+  private void applyAll(List<Slot> slots, List<RunRecord> after, List<RunEvent> newEvents) {
+    newEvents.forEach(beforeEventWrite);
+    for (int i = 0; i < slots.size(); i++) {
+      apply(slots.get(i), after.get(i));
+      commit(slots.get(i), newEvents.get(i));
+    }
   }
 
   /** Makes {@code after} the current state of {@code slot}, in every index and counter. */
