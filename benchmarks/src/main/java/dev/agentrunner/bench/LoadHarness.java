@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
@@ -91,6 +92,25 @@ public final class LoadHarness {
     System.out.println();
     System.out.print(report.markdown());
     System.out.flush();
+  }
+
+  /**
+   * Starts this harness in a child JVM, on the same JDK and class path, with {@code maxHeap}
+   * and the options of {@code -Dbench.childJvmArgs} (e.g. JFR), running {@code args}; its
+   * standard error goes to ours.
+   */
+  static Process startChild(String maxHeap, String... args) throws IOException {
+    String java = ProcessHandle.current().info().command().orElse("java");
+    List<String> command = new ArrayList<>(List.of(java, "-Xmx" + maxHeap,
+        "--enable-native-access=ALL-UNNAMED"));
+    String extra = System.getProperty("bench.childJvmArgs", "").strip();
+    if (!extra.isEmpty()) {
+      command.addAll(List.of(extra.split("\\s+")));
+    }
+    command.addAll(List.of("-cp", System.getProperty("java.class.path"),
+        LoadHarness.class.getName()));
+    command.addAll(List.of(args));
+    return new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
   }
 
   private static boolean wanted(Set<String> only, String figure) {

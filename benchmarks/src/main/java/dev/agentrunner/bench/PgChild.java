@@ -7,8 +7,6 @@ import java.io.OutputStreamWriter;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -43,19 +41,8 @@ final class PgChild implements AutoCloseable {
 
   /** Starts a worker JVM on the same class path and JDK as this one. */
   static PgChild start(String url, String name) throws IOException {
-    String java = ProcessHandle.current().info().command().orElse("java");
-    List<String> command = new ArrayList<>(List.of(java, "-Xmx512m",
-        "--enable-native-access=ALL-UNNAMED"));
-    // Extra options for the child JVMs only, e.g. JFR (use %p in the file name: four JVMs)
-    String extra = System.getProperty("bench.childJvmArgs", "").strip();
-    if (!extra.isEmpty()) {
-      command.addAll(List.of(extra.split("\\s+")));
-    }
-    command.addAll(List.of("-cp", System.getProperty("java.class.path"),
-        LoadHarness.class.getName(), "pg-worker", url));
-    Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT)
-        .start();
-    return new PgChild(p, name);
+    // (with -Dbench.childJvmArgs=JFR options, put %p in the file name: four JVMs)
+    return new PgChild(LoadHarness.startChild("512m", "pg-worker", url), name);
   }
 
   private void read() {

@@ -13,9 +13,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
@@ -85,19 +83,8 @@ final class Scale {
 
   /** Runs one side in a fresh JVM and parses its "RESULT key=value ..." line. */
   private static Map<String, String> child(String side, int runs, Path dir) throws Exception {
-    String java = ProcessHandle.current().info().command().orElse("java");
-    List<String> command = new ArrayList<>(List.of(java, "-Xmx1g",
-        "--enable-native-access=ALL-UNNAMED"));
-    // Extra options for the child JVMs only, e.g. -Dbench.childJvmArgs=-XX:StartFlightRecording
-    String extra = System.getProperty("bench.childJvmArgs", "").strip();
-    if (!extra.isEmpty()) {
-      command.addAll(List.of(extra.split("\\s+")));
-    }
-    command.addAll(List.of("-cp", System.getProperty("java.class.path"),
-        LoadHarness.class.getName(), "scale-child", side, Integer.toString(runs),
-        dir.toString()));
-    Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT)
-        .start();
+    Process p = LoadHarness.startChild("1g", "scale-child", side, Integer.toString(runs),
+        dir.toString());
     Map<String, String> result = new HashMap<>();
     try (BufferedReader out = new BufferedReader(
         new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
