@@ -174,6 +174,34 @@ final class Load {
   }
 
 
+  /** What an open-loop pacer offered: how many scheduled times, and how many it reached late. */
+  record Paced(long offered, long late) {}
+
+  /**
+   * The open loop of the latency figures: calls {@code atDue} with each scheduled time,
+   * {@code rate} per second from {@code begin} until {@code end} ({@link System#nanoTime}),
+   * waiting for each time on the caller's thread whatever the earlier calls are doing
+   * ({@code atDue} should hand its work to another thread). A call more than 1 ms after its time
+   * counts as late: the pacer itself was behind (CPU contention); the figures count latency from
+   * the scheduled time regardless.
+   */
+  static Paced pace(int rate, long begin, long end, java.util.function.LongConsumer atDue) {
+    long interval = 1_000_000_000L / rate;
+    long i = 0;
+    long late = 0;
+    for (long due = begin; due - end < 0; due = begin + (++i) * interval) {
+      long wait;
+      while ((wait = due - System.nanoTime()) > 0) {
+        LockSupport.parkNanos(wait);
+      }
+      if (System.nanoTime() - due > 1_000_000L) {
+        late++;
+      }
+      atDue.accept(due);
+    }
+    return new Paced(i, late);
+  }
+
   /** The no-op agent every throughput figure runs: all the cost is the runner's. */
   static AgentResult noop(AgentContext ctx) {
     return AgentResult.of("");

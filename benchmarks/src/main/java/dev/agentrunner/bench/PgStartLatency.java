@@ -168,28 +168,16 @@ final class PgStartLatency {
     Recorder submits = new Recorder(3);
     LongAdder returned = new LongAdder();
     AtomicReference<Throwable> failure = new AtomicReference<>();
-    long interval = 1_000_000_000L / RATE;
     long begin = System.nanoTime() + 10_000_000L;
     long recordFrom = begin + warm.toNanos();
-    long end = recordFrom + measure.toNanos();
-    long i = 0;
-    long late = 0;
-    for (long due = begin; due - end < 0; due = begin + (++i) * interval) {
-      long wait;
-      while ((wait = due - System.nanoTime()) > 0) {
-        LockSupport.parkNanos(wait);
-      }
-      if (System.nanoTime() - due > 1_000_000L) {
-        late++;
-      }
+    Load.Paced paced = Load.pace(RATE, begin, recordFrom + measure.toNanos(), due -> {
       boolean measured = due - recordFrom >= 0;
       String input = measured ? Long.toString(due) : due + " w";
-      long scheduled = due;
       Thread.startVirtualThread(() -> {
         try {
           submit.submit(input);
           if (measured) {
-            submits.recordValue(Math.max(0, System.nanoTime() - scheduled));
+            submits.recordValue(Math.max(0, System.nanoTime() - due));
           }
         } catch (Throwable e) {
           failure.compareAndSet(null, e);
@@ -197,15 +185,15 @@ final class PgStartLatency {
           returned.increment();
         }
       });
-    }
+    });
     long deadline = System.nanoTime() + 30_000_000_000L;
-    while (returned.sum() < i && System.nanoTime() - deadline < 0) {
+    while (returned.sum() < paced.offered() && System.nanoTime() - deadline < 0) {
       LockSupport.parkNanos(1_000_000L);
     }
     if (failure.get() != null) {
       throw new IllegalStateException("a submit failed", failure.get());
     }
-    return new Offered(submits.getIntervalHistogram(), i, late);
+    return new Offered(submits.getIntervalHistogram(), paced.offered(), paced.late());
   }
 
   /** Waits until the worker has claimed every submitted run (none left QUEUED). */

@@ -118,31 +118,19 @@ final class StartLatency {
             return AgentResult.of("");
           })
           .build()) {
-        long interval = 1_000_000_000L / RATE;
         long begin = System.nanoTime() + 10_000_000L;
         recordFrom.set(begin + warm.toNanos());
-        long end = recordFrom.get() + measure.toNanos();
-        long i = 0;
-        long behind = 0;
-        for (long due = begin; due - end < 0; due = begin + (++i) * interval) {
-          long wait;
-          while ((wait = due - System.nanoTime()) > 0) {
-            LockSupport.parkNanos(wait);
-          }
-          if (System.nanoTime() - due > 1_000_000L) {
-            behind++; // the pacer itself was more than 1 ms late: counted, and in the latency
-          }
+        Load.Paced paced = Load.pace(RATE, begin, recordFrom.get() + measure.toNanos(), due -> {
           String input = Long.toString(due);
-          long scheduled = due;
           Thread.startVirtualThread(() -> {
             runner.submit(RunRequest.of("probe", input));
-            if (scheduled - recordFrom.get() >= 0) {
-              submits.recordValue(Math.max(0, System.nanoTime() - scheduled));
+            if (due - recordFrom.get() >= 0) {
+              submits.recordValue(Math.max(0, System.nanoTime() - due));
             }
           });
-        }
-        offered = i;
-        late = behind;
+        });
+        offered = paced.offered();
+        late = paced.late();
         long deadline = System.nanoTime() + 60_000_000_000L;
         while (started.sum() < offered && System.nanoTime() - deadline < 0) {
           LockSupport.parkNanos(1_000_000L);
