@@ -1,6 +1,7 @@
 package dev.agentrunner.bench;
 
 import dev.agentrunner.Agent;
+import dev.agentrunner.AgentResult;
 import dev.agentrunner.AgentRunner;
 import dev.agentrunner.AgentRunnerBuilder;
 import dev.agentrunner.RunListener;
@@ -27,7 +28,9 @@ import org.HdrHistogram.Histogram;
  * in flight at once; a second engine side (1q) keeps the default limit of 256, so that runs
  * wait in the store's queue for the dispatcher. Two more sides split the gap: the engine on a
  * store that keeps nothing ({@link KeepNothingStore}: the engine's own work alone), and the
- * in-memory store called directly (the store's own work alone, on one thread).
+ * in-memory store called directly (the store's own work alone, on one thread). A last side
+ * (1h) is the ceiling of any engine that keeps this history: the raw executor with the store's
+ * two calls per run around each task and nothing else of the engine.
  */
 final class EngineOverhead {
   static final int SUBMITTERS = 8;
@@ -41,12 +44,14 @@ final class EngineOverhead {
     engineRound(mode, DEFAULT_LIMIT, null);
     engineRound(mode, Load.IN_FLIGHT, new KeepNothingStore());
     rawRound(mode);
+    historyRound(mode);
     storeAloneRound(mode);
     double[] engine = new double[mode.rounds()];
     double[] queueing = new double[mode.rounds()];
     double[] raw = new double[mode.rounds()];
     double[] storeAlone = new double[mode.rounds()];
     double[] engineOnly = new double[mode.rounds()];
+    double[] history = new double[mode.rounds()];
     double[][] engineSpent = new double[3][mode.rounds()];
     double[][] rawSpent = new double[3][mode.rounds()];
     Histogram engineLatency = new Histogram(3);
@@ -56,6 +61,7 @@ final class EngineOverhead {
       Load.Round x = rawRound(mode);
       queueing[r] = engineRound(mode, DEFAULT_LIMIT, null).perSecond();
       engineOnly[r] = engineRound(mode, Load.IN_FLIGHT, new KeepNothingStore()).perSecond();
+      history[r] = historyRound(mode).perSecond();
       engine[r] = e.perSecond();
       raw[r] = x.perSecond();
       spent(engineSpent, r, e);
@@ -64,9 +70,9 @@ final class EngineOverhead {
       rawLatency.add(x.latency());
       storeAlone[r] = storeAloneRound(mode).perSecond();
       System.err.printf("[1] round %d: engine %s, raw %s, engine at the default limit %s, engine"
-          + " on a store keeping nothing %s, store alone %s%n", r + 1, Fmt.rate(engine[r]),
-          Fmt.rate(raw[r]), Fmt.rate(queueing[r]), Fmt.rate(engineOnly[r]),
-          Fmt.rate(storeAlone[r]));
+          + " on a store keeping nothing %s, raw executor keeping the history %s, store alone %s%n",
+          r + 1, Fmt.rate(engine[r]), Fmt.rate(raw[r]), Fmt.rate(queueing[r]),
+          Fmt.rate(engineOnly[r]), Fmt.rate(history[r]), Fmt.rate(storeAlone[r]));
     }
     double ratio = Fmt.pairedRatio(engine, raw);
     report.row("1", "engine overhead: in-memory store, no-op agent, " + SUBMITTERS
@@ -83,6 +89,12 @@ final class EngineOverhead {
             + " back claimed, every finish applied; no history, no lock): the engine's own work",
         Fmt.rateWithSpread(engineOnly), "raw virtual-thread executor " + Fmt.rateWithSpread(raw),
         Fmt.ratio(Fmt.pairedRatio(engineOnly, raw)), "–", Report.Verdict.INFO);
+    report.row("1h", "info: the ceiling of an engine keeping this history: the raw executor of 1"
+            + " with the in-memory store's 2 calls per run around each task (insertAndClaim"
+            + " before it starts, finish when it ends) and nothing else of the engine",
+        "raw + history " + Fmt.rateWithSpread(history),
+        "raw virtual-thread executor " + Fmt.rateWithSpread(raw),
+        Fmt.ratio(Fmt.pairedRatio(history, raw)), "–", Report.Verdict.INFO);
     report.row("1c", "info: the in-memory store alone, the engine's 2 calls per run started by"
             + " its submit (insertAndClaim, finish), 1 thread, no engine, no threads started",
         "store alone " + Fmt.rateWithSpread(storeAlone),
@@ -94,6 +106,10 @@ final class EngineOverhead {
             + " thread does its part of a run at %.2f of the raw rate (1c)",
         Fmt.pairedRatio(engineOnly, raw), Fmt.pairedRatio(engine, raw),
         Fmt.pairedRatio(engine, engineOnly), Fmt.pairedRatio(storeAlone, raw)));
+    report.note(String.format(java.util.Locale.ROOT, "1: against its ceiling (1h: the raw"
+            + " executor doing only the store's part of the engine's work) the engine reaches %.2f;"
+            + " the ceiling itself is %.2f of the raw rate",
+        Fmt.pairedRatio(engine, history), Fmt.pairedRatio(history, raw)));
     report.note(String.format(java.util.Locale.ROOT, "1: what a run costs the process (median"
             + " of rounds): engine %.2f µs of CPU, %.0f bytes allocated, collector pauses %.0f%%"
             + " of the round; raw executor %.2f µs, %.0f bytes, %.0f%%",
@@ -154,6 +170,35 @@ final class EngineOverhead {
         runs += 256;
       }
       return new Load.Round(runs, System.nanoTime() - start, new Histogram(3));
+    }
+  }
+
+  /**
+   * The raw executor of {@link #rawRound} keeping the engine's history: each submit stores its
+   * run already claimed, and each task stores its finish before it reports back, exactly the two
+   * store calls of a run the engine starts at its submit. No permits, listeners, stats or timers.
+   */
+  static Load.Round historyRound(Mode mode) throws Exception {
+    Load.Finishes finishes = new Load.Finishes();
+    ClaimRequest claim = new ClaimRequest("raw-history", Map.of("noop", 1), 1,
+        Duration.ofSeconds(30));
+    try (InMemoryRunStore store = InMemoryRunStore.create();
+        ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor()) {
+      return Load.closedLoop(SUBMITTERS, mode.engineRound(), finishes, t0 -> {
+        RunRecord run = store.insertAndClaim(NewRun.of(RunRequest.of("noop", Long.toString(t0))),
+            claim);
+        executor.execute(() -> {
+          AgentResult result;
+          try {
+            result = NOOP.execute(new BareContext(run.id(), run.agent(), run.input()));
+          } catch (Exception e) {
+            throw new IllegalStateException(e);
+          }
+          RunRecord done = store.finish(Finish.succeeded(run.id(), run.attempt(), run.owner(),
+              result.output(), result.usage())).orElseThrow();
+          finishes.finished(done.input());
+        });
+      });
     }
   }
 

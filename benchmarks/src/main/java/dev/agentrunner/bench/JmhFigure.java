@@ -54,6 +54,17 @@ final class JmhFigure {
         String.format(Locale.ROOT, "raw VT executor %,.0f ± %,.0f", raw.getMean(),
             raw.getMeanErrorAt(0.999)),
         Fmt.ratio(ratio), "≥ 0.50", Report.atLeast(ratio, 0.5));
+    Statistics history = byName.get("historyBatch");
+    double ceiling = history.getMean() / raw.getMean();
+    report.row("1bh", "info: JMH, the ceiling of an engine keeping this history: the raw batch"
+            + " with each run stored claimed before its task starts and finished by it",
+        String.format(Locale.ROOT, "raw + history %,.0f ± %,.0f", history.getMean(),
+            history.getMeanErrorAt(0.999)),
+        String.format(Locale.ROOT, "raw VT executor %,.0f ± %,.0f", raw.getMean(),
+            raw.getMeanErrorAt(0.999)),
+        Fmt.ratio(ceiling), "–", Report.Verdict.INFO);
+    report.note(String.format(Locale.ROOT, "1b: against its ceiling (1bh) the engine reaches"
+        + " %.2f", engine.getMean() / history.getMean()));
     // SampleTime scores are in µs; the report wants nanoseconds.
     for (String name : new String[] {"engineSingle", "rawSingle"}) {
       Statistics s = byName.get(name);

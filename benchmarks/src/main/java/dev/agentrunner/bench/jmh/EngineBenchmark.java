@@ -7,7 +7,12 @@ import dev.agentrunner.AgentRunner;
 import dev.agentrunner.RunListener;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
+import dev.agentrunner.memory.InMemoryRunStore;
+import dev.agentrunner.spi.ClaimRequest;
+import dev.agentrunner.spi.Finish;
+import dev.agentrunner.spi.NewRun;
 import java.time.Duration;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -33,6 +38,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * <ul>
  *   <li>{@code *Batch}: submit {@value #BATCH} runs from one thread and wait until all have
  *       finished; throughput in runs/s.
+ *   <li>{@code historyBatch}: the raw executor's batch keeping the engine's history, each run
+ *       stored claimed before its task starts and finished by it: the ceiling of an engine on
+ *       the in-memory store.
  *   <li>{@code *Single}: submit one run and await its result; JMH's sample histogram gives p50
  *       and p99 of the round trip.
  * </ul>
@@ -48,8 +56,12 @@ public class EngineBenchmark {
   /** Runs per batch invocation. */
   public static final int BATCH = 1_000;
 
+  private static final ClaimRequest CLAIM =
+      new ClaimRequest("raw-history", Map.of("noop", 1), 1, Duration.ofSeconds(30));
+
   private AgentRunner runner;
   private ExecutorService executor;
+  private InMemoryRunStore store;
   private volatile CountDownLatch batchDone;
 
   /** Starts a runner whose listener counts finished runs down, and a raw executor. */
@@ -71,6 +83,7 @@ public class EngineBenchmark {
         })
         .build();
     executor = Executors.newVirtualThreadPerTaskExecutor();
+    store = InMemoryRunStore.create();
   }
 
   /** Closes both after each iteration. */
@@ -78,6 +91,7 @@ public class EngineBenchmark {
   public void stop() {
     runner.close();
     executor.close();
+    store.close();
   }
 
   static AgentResult noop(AgentContext ctx) {
@@ -109,6 +123,25 @@ public class EngineBenchmark {
       long id = i;
       executor.execute(() -> {
         noop(new BareContext(id, "noop", "x"));
+        latch.countDown();
+      });
+    }
+    latch.await();
+  }
+
+  /** Raw executor keeping the history: the batch of {@link #rawBatch}, each run in the store. */
+  @Benchmark
+  @BenchmarkMode(Mode.Throughput)
+  @OutputTimeUnit(TimeUnit.SECONDS)
+  @OperationsPerInvocation(BATCH)
+  public void historyBatch() throws InterruptedException {
+    CountDownLatch latch = new CountDownLatch(BATCH);
+    for (int i = 0; i < BATCH; i++) {
+      RunRecord run = store.insertAndClaim(NewRun.of(RunRequest.of("noop", "x")), CLAIM);
+      executor.execute(() -> {
+        AgentResult result = noop(new BareContext(run.id(), run.agent(), run.input()));
+        store.finish(Finish.succeeded(run.id(), run.attempt(), run.owner(), result.output(),
+            result.usage()));
         latch.countDown();
       });
     }
