@@ -43,7 +43,9 @@ import java.util.function.Supplier;
  * <p>Each operation runs under one lock, so it is atomic and linearizable; that also makes this
  * store the yardstick the contract suite was written against. The work done under the lock is
  * kept small (runs in an array indexed by id, counters updated in place, one clock reading per
- * operation), since every runner thread passes through it.
+ * operation), since every runner thread passes through it. An ended run is kept as primitive
+ * fields in those arrays rather than as objects (its record is built again when read), so the
+ * history costs the collector little: about 200 bytes per run and event chain, plus its strings.
  *
  * <p>Thread-safety: thread-safe.
  */
@@ -72,12 +74,13 @@ public final class InMemoryRunStore implements RunStore {
   private final ReentrantLock lock = new ReentrantLock();
 
   // All guarded by lock.
-  private final SlotTable runs = new SlotTable();
+  private final RunTable runs = new RunTable();
   private final EventLog log = new EventLog();
   private final TreeSet<Slot> queued = new TreeSet<>(CLAIM_ORDER);
   /** RUNNING runs, oldest claim first; walked by heartbeats and lease recovery. */
   private final RunningList running = new RunningList();
-  private final Map<String, Slot> idempotencyKeys = new HashMap<>();
+  /** Idempotency key to the id of the run it stored. */
+  private final Map<String, Long> idempotencyKeys = new HashMap<>();
   private final Map<String, Long> runningBySerialKey = new HashMap<>();
   private final Map<String, TreeSet<Long>> queuedBySerialKey = new HashMap<>();
   private final Map<String, Counters> stats = new HashMap<>();
@@ -129,9 +132,9 @@ public final class InMemoryRunStore implements RunStore {
   private RunRecord insertLocked(NewRun run, ClaimRequest claim) {
     String key = run.request().idempotencyKey();
     if (key != null) {
-      Slot existing = idempotencyKeys.get(key);
+      Long existing = idempotencyKeys.get(key);
       if (existing != null) {
-        return run.requireSameRequest(existing.run);
+        return run.requireSameRequest(runs.record(existing));
       }
     }
     String serialKey = run.request().serialKey();
@@ -163,7 +166,7 @@ public final class InMemoryRunStore implements RunStore {
     Slot slot = new Slot(record.id(), priority);
     runs.add(slot);
     if (key != null) {
-      idempotencyKeys.put(key, slot);
+      idempotencyKeys.put(key, id);
     }
     apply(slot, record);
     commit(slot, 0, "queued", "", now);
@@ -292,7 +295,7 @@ public final class InMemoryRunStore implements RunStore {
     Objects.requireNonNull(finish, "finish");
     acquireOpen();
     try {
-      Slot slot = runs.get(finish.runId());
+      Slot slot = runs.active(finish.runId());
       RunRecord run = slot == null ? null : slot.run;
       if (run == null || run.status() != RunStatus.RUNNING || run.attempt() != finish.attempt()
           || !finish.owner().equals(run.owner())) {
@@ -337,7 +340,7 @@ public final class InMemoryRunStore implements RunStore {
       // duplicate would still look RUNNING here and be applied twice (lost row, torn stats).
       Set<Long> seen = new HashSet<>();
       for (RunRecord c : claimed) {
-        Slot slot = runs.get(c.id());
+        Slot slot = runs.active(c.id());
         RunRecord run = slot == null ? null : slot.run;
         if (run != null && run.status() == RunStatus.RUNNING && run.attempt() == c.attempt()
             && owner.equals(run.owner()) && seen.add(run.id())) {
@@ -361,9 +364,9 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public Optional<RunRecord> cancel(long runId) {
     return locked(() -> {
-      Slot slot = runs.get(runId);
+      Slot slot = runs.active(runId);
       if (slot == null) {
-        return Optional.empty();
+        return Optional.ofNullable(runs.record(runId)); // ended (nothing to cancel) or unknown
       }
       RunRecord run = slot.run;
       Instant now = clock.instant();
@@ -432,7 +435,7 @@ public final class InMemoryRunStore implements RunStore {
     Objects.requireNonNull(type, "type");
     Objects.requireNonNull(data, "data");
     return locked(() -> {
-      Slot slot = runs.get(runId);
+      Slot slot = runs.active(runId);
       RunRecord run = slot == null ? null : slot.run;
       if (run == null || run.status() != RunStatus.RUNNING || run.attempt() != attempt) {
         return Optional.empty();
@@ -447,8 +450,7 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public Optional<RunRecord> find(long runId) {
     return locked(() -> {
-      Slot slot = runs.get(runId);
-      return slot == null ? Optional.empty() : Optional.of(slot.run);
+      return Optional.ofNullable(runs.record(runId));
     });
   }
 
@@ -458,9 +460,9 @@ public final class InMemoryRunStore implements RunStore {
     return locked(() -> {
       long below = query.beforeId().isPresent() ? query.beforeId().getAsLong() : Long.MAX_VALUE;
       List<RunRecord> fetched = new ArrayList<>(Math.min(query.limit() + 1, 1024));
-      runs.descendingBelow(below, slot -> {
-        if (query.matches(slot.run)) {
-          fetched.add(slot.run);
+      runs.descendingBelow(below, run -> {
+        if (query.matches(run)) {
+          fetched.add(run);
         }
         return fetched.size() <= query.limit();
       });
@@ -473,8 +475,8 @@ public final class InMemoryRunStore implements RunStore {
     Objects.requireNonNull(query, "query");
     return locked(() -> {
       long[] n = new long[1];
-      runs.descendingBelow(Long.MAX_VALUE, slot -> {
-        if (query.matches(slot.run)) {
+      runs.descendingBelow(Long.MAX_VALUE, run -> {
+        if (query.matches(run)) {
           n[0]++;
         }
         return true;
@@ -486,8 +488,7 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public List<RunEvent> events(long runId) {
     return locked(() -> {
-      Slot slot = runs.get(runId);
-      return slot == null ? List.of() : log.eventsFrom(slot.firstEvent);
+      return log.eventsFrom(runs.firstEvent(runId));
     });
   }
 
@@ -504,18 +505,16 @@ public final class InMemoryRunStore implements RunStore {
   public int purge(Instant finishedBefore) {
     Objects.requireNonNull(finishedBefore, "finishedBefore");
     return locked(() -> {
-      List<Slot> old = new ArrayList<>();
-      runs.descendingBelow(Long.MAX_VALUE, slot -> {
-        RunRecord run = slot.run;
+      List<RunRecord> old = new ArrayList<>();
+      runs.descendingBelow(Long.MAX_VALUE, run -> {
         if (run.isTerminal() && run.finishedAt().isBefore(finishedBefore)) {
-          old.add(slot);
+          old.add(run);
         }
         return true;
       });
-      for (Slot slot : old) {
-        RunRecord run = slot.run;
-        runs.remove(slot.id);
-        log.forgetFrom(slot.firstEvent);
+      for (RunRecord run : old) {
+        log.forgetFrom(runs.firstEvent(run.id()));
+        runs.remove(run.id());
         if (run.idempotencyKey() != null) {
           idempotencyKeys.remove(run.idempotencyKey());
         }
@@ -629,6 +628,9 @@ public final class InMemoryRunStore implements RunStore {
       log.link(slot.lastEvent, seq);
     }
     slot.lastEvent = seq;
+    if (slot.run.isTerminal()) {
+      runs.freeze(slot); // its last event: nothing changes an ended run again
+    }
   }
 
   /**
@@ -713,7 +715,10 @@ public final class InMemoryRunStore implements RunStore {
     return EVENT_TYPES[status.ordinal()];
   }
 
-  /** One run: its current record and its events. Guarded by the store's lock. */
+  /**
+   * One QUEUED or RUNNING run: its current record and its events. Dropped when the run ends
+   * ({@link RunTable#freeze}). Guarded by the store's lock.
+   */
   private static final class Slot {
     final long id;
     final int priority;
@@ -847,7 +852,9 @@ public final class InMemoryRunStore implements RunStore {
       int[] attempts;
       String[] types;
       String[] data;
-      Instant[] ats;
+      /** When each event happened: seconds and nanoseconds, no Instant kept per event. */
+      long[] atSeconds;
+      int[] atNanos;
       /** The sequence number of the same run's next event; 0 for its last. */
       long[] next;
       int live;
@@ -857,7 +864,8 @@ public final class InMemoryRunStore implements RunStore {
         attempts = new int[capacity];
         types = new String[capacity];
         data = new String[capacity];
-        ats = new Instant[capacity];
+        atSeconds = new long[capacity];
+        atNanos = new int[capacity];
         next = new long[capacity];
       }
 
@@ -871,7 +879,8 @@ public final class InMemoryRunStore implements RunStore {
         attempts = java.util.Arrays.copyOf(attempts, capacity);
         types = java.util.Arrays.copyOf(types, capacity);
         data = java.util.Arrays.copyOf(data, capacity);
-        ats = java.util.Arrays.copyOf(ats, capacity);
+        atSeconds = java.util.Arrays.copyOf(atSeconds, capacity);
+        atNanos = java.util.Arrays.copyOf(atNanos, capacity);
         next = java.util.Arrays.copyOf(next, capacity);
       }
     }
@@ -895,7 +904,8 @@ public final class InMemoryRunStore implements RunStore {
       chunk.attempts[i] = attempt;
       chunk.types[i] = type;
       chunk.data[i] = data;
-      chunk.ats[i] = at;
+      chunk.atSeconds[i] = at.getEpochSecond();
+      chunk.atNanos[i] = at.getNano();
       chunk.next[i] = 0;
       chunk.live++;
       highestSeq = seq;
@@ -914,7 +924,7 @@ public final class InMemoryRunStore implements RunStore {
         Chunk chunk = chunks.get((int) ((index >>> CHUNK_BITS) - dropped));
         int i = (int) (index & (CHUNK - 1));
         out.add(new RunEvent(s, chunk.runIds[i], chunk.attempts[i], chunk.types[i],
-            chunk.data[i], chunk.ats[i]));
+            chunk.data[i], Instant.ofEpochSecond(chunk.atSeconds[i], chunk.atNanos[i])));
         s = chunk.next[i];
       }
       return List.copyOf(out);
@@ -928,7 +938,6 @@ public final class InMemoryRunStore implements RunStore {
         int i = (int) (index & (CHUNK - 1));
         chunk.types[i] = null;
         chunk.data[i] = null;
-        chunk.ats[i] = null;
         chunk.live--;
         s = chunk.next[i];
       }
@@ -945,62 +954,215 @@ public final class InMemoryRunStore implements RunStore {
   }
 
   /**
-   * Runs by id. Ids are dense (1, 2, 3, ...), so slots live in fixed-size chunks indexed by
-   * {@code id - 1}; a chunk whose every run was purged is dropped, so a long-lived store with
-   * regular purges does not keep one entry per run it ever held. Guarded by the lock.
+   * Runs by id. Ids are dense (1, 2, 3, ...), so runs live in fixed-size chunks indexed by
+   * {@code id - 1}. A QUEUED or RUNNING run is a {@link Slot} (the claim queue, the running list
+   * and the serial-key indexes point at it); an ended run, which never changes again, is
+   * <em>frozen</em>: its fields move into the chunk's parallel arrays and its slot and record are
+   * dropped, so the history a long-lived store keeps is a few array entries per run rather than a
+   * slot, a record and their {@link Instant}s for the collector to trace and copy. Its
+   * {@link RunRecord} is built again when read. A chunk whose every run was purged is dropped, so
+   * a store with regular purges does not keep one entry per run it ever held. Guarded by the
+   * lock.
    */
-  private static final class SlotTable {
+  private static final class RunTable {
     private static final int CHUNK_BITS = 12;
     private static final int CHUNK = 1 << CHUNK_BITS;
 
+    // A frozen run's fields, at index i * stride + field of its chunk's arrays.
+    private static final int LONGS = 5;
+    private static final int CREATED_S = 0;
+    private static final int NOT_BEFORE_S = 1;
+    private static final int STARTED_S = 2;
+    private static final int FINISHED_S = 3;
+    private static final int FIRST_EVENT = 4;
+    private static final int INTS = 8;
+    private static final int CREATED_N = 0;
+    private static final int NOT_BEFORE_N = 1;
+    private static final int STARTED_N = 2; // NO_TIME: never started
+    private static final int FINISHED_N = 3;
+    private static final int PRIORITY = 4;
+    private static final int ATTEMPT = 5;
+    private static final int MAX_ATTEMPTS = 6;
+    private static final int STATUS = 7;
+    private static final int REFS = 8;
+    private static final int AGENT = 0; // null: no frozen run at this index
+    private static final int INPUT = 1;
+    private static final int OUTPUT = 2;
+    private static final int ERROR = 3;
+    private static final int SERIAL_KEY = 4;
+    private static final int IDEMPOTENCY_KEY = 5;
+    private static final int OWNER = 6;
+    private static final int USAGE = 7;
+    /** The nanosecond field of an absent time (a valid one is 0 to 999,999,999). */
+    private static final int NO_TIME = -1;
+    private static final RunStatus[] STATUSES = RunStatus.values();
+
+    /** The runs with ids {@code (dropped + c) * CHUNK + 1} on, for the c-th entry. */
+    private static final class Chunk {
+      Slot[] slots;
+      long[] longs;
+      int[] ints;
+      Object[] refs;
+      int live;
+
+      /** Starts small (a test's store holds a handful of runs) and grows to {@link #CHUNK}. */
+      Chunk(int capacity) {
+        slots = new Slot[capacity];
+        longs = new long[capacity * LONGS];
+        ints = new int[capacity * INTS];
+        refs = new Object[capacity * REFS];
+      }
+
+      void fit(int i) {
+        if (i < slots.length) {
+          return;
+        }
+        int capacity = Math.min(CHUNK, Math.max(i + 1, slots.length * 2));
+        slots = java.util.Arrays.copyOf(slots, capacity);
+        longs = java.util.Arrays.copyOf(longs, capacity * LONGS);
+        ints = java.util.Arrays.copyOf(ints, capacity * INTS);
+        refs = java.util.Arrays.copyOf(refs, capacity * REFS);
+      }
+
+      boolean frozen(int i) {
+        return i < slots.length && refs[i * REFS + AGENT] != null;
+      }
+
+      RunRecord thaw(long id, int i) {
+        int l = i * LONGS;
+        int n = i * INTS;
+        int r = i * REFS;
+        return new RunRecord(id, (String) refs[r + AGENT], STATUSES[ints[n + STATUS]],
+            (String) refs[r + INPUT], (String) refs[r + OUTPUT], (String) refs[r + ERROR],
+            (String) refs[r + SERIAL_KEY], (String) refs[r + IDEMPOTENCY_KEY],
+            ints[n + PRIORITY], ints[n + ATTEMPT], ints[n + MAX_ATTEMPTS],
+            time(longs[l + CREATED_S], ints[n + CREATED_N]),
+            time(longs[l + NOT_BEFORE_S], ints[n + NOT_BEFORE_N]),
+            time(longs[l + STARTED_S], ints[n + STARTED_N]),
+            time(longs[l + FINISHED_S], ints[n + FINISHED_N]),
+            (String) refs[r + OWNER], null, false, (Usage) refs[r + USAGE]);
+      }
+
+      void freeze(int i, RunRecord run, long firstEvent) {
+        int l = i * LONGS;
+        int n = i * INTS;
+        int r = i * REFS;
+        put(run.createdAt(), l + CREATED_S, n + CREATED_N);
+        put(run.notBefore(), l + NOT_BEFORE_S, n + NOT_BEFORE_N);
+        put(run.startedAt(), l + STARTED_S, n + STARTED_N);
+        put(run.finishedAt(), l + FINISHED_S, n + FINISHED_N);
+        longs[l + FIRST_EVENT] = firstEvent;
+        ints[n + PRIORITY] = run.priority();
+        ints[n + ATTEMPT] = run.attempt();
+        ints[n + MAX_ATTEMPTS] = run.maxAttempts();
+        ints[n + STATUS] = run.status().ordinal();
+        refs[r + AGENT] = run.agent();
+        refs[r + INPUT] = run.input();
+        refs[r + OUTPUT] = run.output();
+        refs[r + ERROR] = run.error();
+        refs[r + SERIAL_KEY] = run.serialKey();
+        refs[r + IDEMPOTENCY_KEY] = run.idempotencyKey();
+        refs[r + OWNER] = run.owner();
+        refs[r + USAGE] = run.usage();
+        slots[i] = null;
+      }
+
+      void clear(int i) {
+        slots[i] = null;
+        java.util.Arrays.fill(refs, i * REFS, (i + 1) * REFS, null);
+      }
+
+      private void put(Instant at, int l, int n) {
+        if (at == null) {
+          ints[n] = NO_TIME;
+        } else {
+          longs[l] = at.getEpochSecond();
+          ints[n] = at.getNano();
+        }
+      }
+
+      private static Instant time(long seconds, int nanos) {
+        return nanos == NO_TIME ? null : Instant.ofEpochSecond(seconds, nanos);
+      }
+    }
+
     /** Chunk {@code dropped + i} is {@code chunks.get(i)}; null once all its runs are gone. */
-    private final List<Slot[]> chunks = new ArrayList<>();
-    private final List<int[]> live = new ArrayList<>();
+    private final List<Chunk> chunks = new ArrayList<>();
     private long dropped;
     private long highestId;
 
     void add(Slot slot) {
       long index = slot.id - 1;
-      int chunk = (int) ((index >>> CHUNK_BITS) - dropped);
-      while (chunks.size() <= chunk) {
-        // the first chunk starts small (a test's store holds a handful of runs) and grows
-        chunks.add(new Slot[chunks.isEmpty() && dropped == 0 ? 16 : CHUNK]);
-        live.add(new int[1]);
+      int c = (int) ((index >>> CHUNK_BITS) - dropped);
+      while (chunks.size() <= c) {
+        chunks.add(new Chunk(chunks.isEmpty() && dropped == 0 ? 16 : CHUNK));
       }
+      Chunk chunk = chunks.get(c);
       int i = (int) (index & (CHUNK - 1));
-      Slot[] slots = chunks.get(chunk);
-      if (i >= slots.length) {
-        slots = java.util.Arrays.copyOf(slots, Math.min(CHUNK, Math.max(i + 1,
-            slots.length * 2)));
-        chunks.set(chunk, slots);
-      }
-      slots[i] = slot;
-      live.get(chunk)[0]++;
+      chunk.fit(i);
+      chunk.slots[i] = slot;
+      chunk.live++;
       highestId = Math.max(highestId, slot.id);
     }
 
-    Slot get(long id) {
+    private Chunk chunkOf(long id) {
       if (id < 1) {
         return null;
       }
-      long index = id - 1;
-      long chunk = (index >>> CHUNK_BITS) - dropped;
-      if (chunk < 0 || chunk >= chunks.size()) {
+      long c = ((id - 1) >>> CHUNK_BITS) - dropped;
+      return c < 0 || c >= chunks.size() ? null : chunks.get((int) c);
+    }
+
+    private static int indexOf(long id) {
+      return (int) ((id - 1) & (CHUNK - 1));
+    }
+
+    /** The slot of a QUEUED or RUNNING run; null for an ended, purged or unknown one. */
+    Slot active(long id) {
+      Chunk chunk = chunkOf(id);
+      int i = indexOf(id);
+      return chunk == null || i >= chunk.slots.length ? null : chunk.slots[i];
+    }
+
+    /** The run's current record, whatever its status; null if purged or unknown. */
+    RunRecord record(long id) {
+      Chunk chunk = chunkOf(id);
+      int i = indexOf(id);
+      if (chunk == null || i >= chunk.slots.length) {
         return null;
       }
-      Slot[] slots = chunks.get((int) chunk);
-      int i = (int) (index & (CHUNK - 1));
-      return slots == null || i >= slots.length ? null : slots[i];
+      Slot slot = chunk.slots[i];
+      return slot != null ? slot.run : chunk.frozen(i) ? chunk.thaw(id, i) : null;
+    }
+
+    /** The sequence number of the run's first event; 0 if it has none or is unknown. */
+    long firstEvent(long id) {
+      Chunk chunk = chunkOf(id);
+      int i = indexOf(id);
+      if (chunk == null || i >= chunk.slots.length) {
+        return 0;
+      }
+      Slot slot = chunk.slots[i];
+      return slot != null ? slot.firstEvent
+          : chunk.frozen(i) ? chunk.longs[i * LONGS + FIRST_EVENT] : 0;
+    }
+
+    /** Moves an ended run out of its slot, which nothing may use afterwards. */
+    void freeze(Slot slot) {
+      RunRecord run = slot.run;
+      if (run.leaseUntil() == null && !run.cancelRequested()) { // (never set on an ended run)
+        chunkOf(slot.id).freeze(indexOf(slot.id), run, slot.firstEvent);
+      }
     }
 
     void remove(long id) {
       long index = id - 1;
-      int chunk = (int) ((index >>> CHUNK_BITS) - dropped);
-      Slot[] slots = chunks.get(chunk);
-      slots[(int) (index & (CHUNK - 1))] = null;
+      int c = (int) ((index >>> CHUNK_BITS) - dropped);
+      Chunk chunk = chunks.get(c);
+      chunk.clear(indexOf(id));
       boolean full = (index | (CHUNK - 1)) < highestId; // no later id can land in this chunk
-      if (--live.get(chunk)[0] == 0 && full) {
-        chunks.set(chunk, null);
+      if (--chunk.live == 0 && full) {
+        chunks.set(c, null);
       }
       int leading = 0;
       while (leading < chunks.size() - 1 && chunks.get(leading) == null) {
@@ -1008,13 +1170,15 @@ public final class InMemoryRunStore implements RunStore {
       }
       if (leading > 0) {
         chunks.subList(0, leading).clear();
-        live.subList(0, leading).clear();
         dropped += leading;
       }
     }
 
-    /** Calls {@code visit} on slots with ids below {@code below}, highest first, while it says so. */
-    void descendingBelow(long below, Predicate<Slot> visit) {
+    /**
+     * Calls {@code visit} on the records of runs with ids below {@code below}, highest first,
+     * while it says so.
+     */
+    void descendingBelow(long below, Predicate<RunRecord> visit) {
       if (below <= 1) {
         return;
       }
@@ -1024,14 +1188,16 @@ public final class InMemoryRunStore implements RunStore {
       }
       for (int c = (int) Math.min(chunks.size() - 1, ((top - 1) >>> CHUNK_BITS) - dropped);
           c >= 0; c--) {
-        Slot[] chunk = chunks.get(c);
+        Chunk chunk = chunks.get(c);
         if (chunk == null) {
           continue;
         }
-        long first = (dropped + c) << CHUNK_BITS; // index of the chunk's first slot
-        for (int i = (int) Math.min(chunk.length - 1, top - 1 - first); i >= 0; i--) {
-          Slot slot = chunk[i];
-          if (slot != null && !visit.test(slot)) {
+        long first = (dropped + c) << CHUNK_BITS; // index of the chunk's first run
+        for (int i = (int) Math.min(chunk.slots.length - 1, top - 1 - first); i >= 0; i--) {
+          Slot slot = chunk.slots[i];
+          RunRecord run = slot != null ? slot.run
+              : chunk.frozen(i) ? chunk.thaw(first + i + 1, i) : null;
+          if (run != null && !visit.test(run)) {
             return;
           }
         }

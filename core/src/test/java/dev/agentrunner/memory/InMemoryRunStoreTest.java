@@ -22,8 +22,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * What the contract suite cannot see of the in-memory store's layout: runs and events live in
- * chunks of a few thousand, and purging whole chunks drops them. Enough runs here to span many
- * chunks, purged from the oldest, with survivors in the middle.
+ * chunks of a few thousand, and purging whole chunks drops them (enough runs here to span many
+ * chunks, purged from the oldest, with survivors in the middle); an ended run is kept as
+ * primitive fields rather than its record, and must read back as the record it ended with.
  */
 class InMemoryRunStoreTest {
   private static final ClaimRequest CLAIM =
@@ -101,5 +102,43 @@ class InMemoryRunStoreTest {
     assertThat(store.purge(now)).isEqualTo(survivors.size() + 1);
     assertThat(store.count(RunQuery.all())).isZero();
     assertThat(store.stats().total().total()).isZero();
+  }
+
+  @Test
+  void everyWayARunEndsReadsBackAsTheRecordItEndedWith() {
+    List<RunRecord> ended = new ArrayList<>();
+    RunRecord a = store.insertAndClaim(NewRun.of(RunRequest.of("a", "in-a")), CLAIM);
+    now = now.plusMillis(1_234);
+    ended.add(store.finish(Finish.succeeded(a.id(), 1, "w", "out-a", new Usage(3, 4, 5)))
+        .orElseThrow());
+    RunRecord b = store.insertAndClaim(new NewRun(RunRequest.of("a", "in-b")
+        .withSerialKey("k").withIdempotencyKey("idem-b").withPriority(7), 3), CLAIM);
+    now = now.plusNanos(999_999_999);
+    ended.add(store.finish(Finish.unsuccessful(b.id(), 1, "w", RunStatus.FAILED, "boom",
+        Usage.ZERO)).orElseThrow());
+    RunRecord c = store.insert(NewRun.of(RunRequest.of("a", "in-c")));
+    ended.add(store.cancel(c.id()).orElseThrow()); // never started: no startedAt
+    RunRecord d = store.insertAndClaim(NewRun.of(RunRequest.of("a", "in-d")), CLAIM);
+    store.cancel(d.id());
+    ended.add(store.finish(Finish.unsuccessful(d.id(), 1, "w", RunStatus.CANCELLED, "stopped",
+        Usage.ZERO)).orElseThrow());
+    RunRecord e = store.insertAndClaim(NewRun.of(RunRequest.of("a", "in-e")), CLAIM);
+    now = now.plus(Duration.ofMinutes(2)); // past e's lease: attempt 1 of 1 ends FAILED
+    ended.addAll(store.recoverExpiredLeases());
+    assertThat(ended).extracting(RunRecord::id)
+        .containsExactly(a.id(), b.id(), c.id(), d.id(), e.id());
+
+    for (RunRecord run : ended) {
+      assertThat(run.isTerminal()).isTrue();
+      assertThat(store.find(run.id())).contains(run);
+      assertThat(store.events(run.id()).getLast().type())
+          .isEqualTo(run.status().name().toLowerCase(java.util.Locale.ROOT));
+    }
+    assertThat(store.query(RunQuery.all()).items()).containsExactlyElementsOf(ended.reversed());
+    assertThat(store.cancel(a.id())).as("cancelling an ended run changes nothing")
+        .contains(ended.get(0));
+    assertThat(store.insert(new NewRun(RunRequest.of("a", "in-b").withSerialKey("k")
+        .withIdempotencyKey("idem-b").withPriority(7), 3)))
+        .as("its idempotency key still finds it").isEqualTo(ended.get(1));
   }
 }
