@@ -270,6 +270,47 @@ class RunLifecycleTest {
   }
 
   @Test
+  void anOutcomeStoredByATryWhoseAnswerWasLostIsReportedOnce() throws InterruptedException {
+    InMemoryRunStore memory = InMemoryRunStore.create();
+    java.util.concurrent.atomic.AtomicInteger finishes =
+        new java.util.concurrent.atomic.AtomicInteger();
+    RunStore lossy = new ForwardingRunStore(memory) {
+      @Override
+      public java.util.Optional<RunRecord> finish(dev.agentrunner.spi.Finish finish) {
+        java.util.Optional<RunRecord> stored = super.finish(finish);
+        if (finishes.incrementAndGet() == 1) {
+          throw new StoreException("connection lost after the commit");
+        }
+        return stored;
+      }
+    };
+    List<RunRecord> finished = new CopyOnWriteArrayList<>();
+    try (AgentRunner runner = AgentRunner.builder().store(lossy)
+        .pollInterval(Duration.ofMillis(10))
+        .agent("a", ctx -> AgentResult.of("done"))
+        .listener(new RunListener() {
+          @Override
+          public void onFinished(RunRecord run) {
+            finished.add(run);
+          }
+        })
+        .build()) {
+      RunRecord done = runner.submit(RunRequest.of("a", "x")).await(WAIT);
+      assertThat(done.status()).isEqualTo(RunStatus.SUCCEEDED);
+      assertThat(done.output()).isEqualTo("done");
+      long deadline = System.nanoTime() + WAIT.toNanos();
+      while (finished.isEmpty() && System.nanoTime() < deadline) {
+        Thread.sleep(5); // the listener runs on the dispatcher's poll
+      }
+      assertThat(finishes.get()).as("the engine tried the finish again").isGreaterThan(1);
+      assertThat(finished).as("the listener heard of it once").containsExactly(done);
+      assertThat(runner.health().local().get("a").succeeded()).isEqualTo(1);
+      assertThat(runner.health().local().get("a").running()).isZero();
+    }
+    memory.close();
+  }
+
+  @Test
   void waitingOnAnUnknownRunFailsAtOnceAndAgentsAreListed() {
     try (AgentRunner runner = AgentRunner.builder()
         .agent("b", ctx -> AgentResult.of("ok"))

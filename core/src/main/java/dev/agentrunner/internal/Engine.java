@@ -650,8 +650,15 @@ public final class Engine implements AgentRunner {
                   + pending.finish().status() + ") could not be stored after "
                   + pending.failures() + " tries: " + pending.lastError(), Usage.ZERO);
       try {
-        store.finish(finish).ifPresent(r -> {
-          localStats.get(r.agent()).storedLater(finish.status(), finish.usage());
+        Optional<RunRecord> stored = store.finish(finish);
+        if (stored.isEmpty()) {
+          // Refused: fenced out, or applied already by the try that threw (its commit went
+          // through, its answer was lost). Then the run shows that outcome, and it is reported.
+          stored = store.find(finish.runId())
+              .filter(r -> appliedEarlier(pending.finish(), r) || appliedEarlier(finish, r));
+        }
+        stored.ifPresent(r -> {
+          localStats.get(r.agent()).storedLater(r.status(), finish.usage());
           listeners.finished(r);
           completions.complete(r);
         });
@@ -662,6 +669,14 @@ public final class Engine implements AgentRunner {
         return;
       }
     }
+  }
+
+  /** Whether {@code run} ended as {@code finish} would have ended it. */
+  private static boolean appliedEarlier(Finish finish, RunRecord run) {
+    return run.isTerminal() && run.status() == finish.status()
+        && run.attempt() == finish.attempt() && finish.owner().equals(run.owner())
+        && Objects.equals(run.output(), finish.output())
+        && Objects.equals(run.error(), finish.error());
   }
 
   private void heartbeat() {

@@ -33,6 +33,7 @@ import org.slf4j.MDC;
 final class Execution implements AgentContext {
   static final String MDC_RUN_ID = "agentrunner.runId";
   static final String MDC_AGENT = "agentrunner.agent";
+  private static final String THREAD_NAME_PREFIX = "agentrunner-run-";
 
   private static final Logger log = LoggerFactory.getLogger(Execution.class);
 
@@ -65,6 +66,8 @@ final class Execution implements AgentContext {
   private final RunRecord run;
   /** The run id, boxed once for the engine's map of executions. */
   private final Long key;
+  /** The run id as text, once for the thread's name and the logging context. */
+  private final String idText;
   private final RunnerConfig.AgentRegistration registration;
   private final Instant deadline;
   /** Set once, by whoever ends the attempt first; through {@link #ENDED}. */
@@ -82,6 +85,7 @@ final class Execution implements AgentContext {
     this.engine = engine;
     this.run = run;
     this.key = run.id();
+    this.idText = Long.toString(run.id());
     this.registration = registration;
     Duration timeout = registration.spec().timeout();
     this.deadline = timeout == null ? null : engine.clock().instant().plus(timeout);
@@ -98,7 +102,7 @@ final class Execution implements AgentContext {
   /** Starts the agent on a new virtual thread, and its timeout. */
   void start() {
     Thread t = THREADS.newThread(this::execute);
-    t.setName("agentrunner-run-" + run.id());
+    t.setName(THREAD_NAME_PREFIX.concat(idText));
     thread = t;
     Duration timeout = registration.spec().timeout();
     if (timeout != null) {
@@ -110,7 +114,7 @@ final class Execution implements AgentContext {
   }
 
   private void execute() {
-    MDC.put(MDC_RUN_ID, Long.toString(run.id()));
+    MDC.put(MDC_RUN_ID, idText);
     MDC.put(MDC_AGENT, run.agent());
     try {
       AgentResult result = registration.agent().execute(this);
