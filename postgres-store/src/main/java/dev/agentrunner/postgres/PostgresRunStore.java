@@ -251,9 +251,12 @@ public final class PostgresRunStore implements RunStore {
     }
     try (PreparedStatement ps = c.prepareStatement(sql.oldestActiveOfKey)) {
       ps.setString(1, serialKey);
+      ps.setString(2, serialKey);
       try (ResultSet rs = ps.executeQuery()) {
-        if (rs.next()) {
-          throw new SerialKeyBusyException(serialKey, rs.getLong(1));
+        rs.next(); // min() gives one row, NULL when the key has no active run
+        long active = rs.getLong(1);
+        if (!rs.wasNull()) {
+          throw new SerialKeyBusyException(serialKey, active);
         }
       }
     }

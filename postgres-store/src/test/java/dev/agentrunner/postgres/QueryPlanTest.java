@@ -45,9 +45,10 @@ class QueryPlanTest {
     String runs = "\"" + SCHEMA + "\".runs";
     try (Connection c = PgTestDatabase.connect(); Statement s = c.createStatement()) {
       s.execute("INSERT INTO " + runs + " (agent, status, input, output, priority, attempt,"
-          + " max_attempts, created_at, not_before, started_at, finished_at, owner)"
+          + " max_attempts, created_at, not_before, started_at, finished_at, owner, serial_key)"
           + " SELECT CASE WHEN g % 3 = 0 THEN 'beta' ELSE 'alpha' END, 'SUCCEEDED', '{}', 'ok',"
-          + " g % 4, 1, 1, now(), now(), now(), now(), 'w-' || (g % 7)"
+          + " g % 4, 1, 1, now(), now(), now(), now(), 'w-' || (g % 7),"
+          + " CASE WHEN g % 2 = 0 THEN 'conversation-' || (g % 10) END"
           + " FROM generate_series(1, " + TERMINAL + ") g");
       s.execute("INSERT INTO " + runs + " (agent, status, input, priority, attempt,"
           + " max_attempts, created_at, not_before)"
@@ -97,6 +98,18 @@ class QueryPlanTest {
       assertThat(explain(store.sql().query(true, false), mode, "'alpha', 9223372036854775807,"
           + " ARRAY['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'], 51"))
           .as("history of one agent, %s", mode).doesNotContain("Seq Scan on runs");
+    }
+  }
+
+  @Test
+  void aRejectingSubmitFindsTheKeysActiveRunWithoutReadingItsHistory() throws Exception {
+    // conversation-4 has 9,800 ended runs and none active: the answer is in the partial indexes
+    for (String mode : List.of("force_custom_plan", "force_generic_plan")) {
+      String key = "'conversation-4'";
+      assertThat(explain(store.sql().oldestActiveOfKey, mode, key + ", " + key))
+          .as("oldest active run of a serial key, %s", mode)
+          .contains("runs_serial_key_running").contains("runs_serial_key_queued")
+          .doesNotContain("Seq Scan on runs");
     }
   }
 
