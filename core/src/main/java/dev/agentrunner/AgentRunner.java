@@ -1,6 +1,7 @@
 package dev.agentrunner;
 
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
 
@@ -92,6 +93,17 @@ public interface AgentRunner extends AutoCloseable {
 
   /** Counts by agent and status over the whole store, in one consistent snapshot. */
   RunStats stats();
+
+  /**
+   * Deletes the runs that ended before {@code finishedBefore}, with their events, from the store
+   * (for every process sharing it); a QUEUED or RUNNING run is never deleted. The default
+   * in-memory store keeps every run until it is purged, so a long-lived host on it should purge
+   * now and then, say from a scheduled task.
+   *
+   * @return how many runs were deleted
+   * @throws NullPointerException if {@code finishedBefore} is null
+   */
+  int purge(Instant finishedBefore);
 
   /** The runner's state now; never throws, even when the store is unreachable. */
   Health health();

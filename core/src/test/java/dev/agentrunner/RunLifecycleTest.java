@@ -311,6 +311,32 @@ class RunLifecycleTest {
   }
 
   @Test
+  void purgeDeletesEndedRunsAndKeepsTheRest() {
+    CountDownLatch release = new CountDownLatch(1);
+    try (AgentRunner runner = AgentRunner.builder()
+        .agent("quick", ctx -> AgentResult.of("ok"))
+        .agent("slow", ctx -> {
+          release.await();
+          return AgentResult.of("late");
+        })
+        .build()) {
+      RunRecord first = runner.submit(RunRequest.of("quick", "1")).await(WAIT);
+      RunRecord second = runner.submit(RunRequest.of("quick", "2")).await(WAIT);
+      RunHandle running = runner.submit(RunRequest.of("slow", "3"));
+      assertThat(runner.purge(first.finishedAt())).as("nothing ended before the first").isZero();
+      assertThat(runner.purge(java.time.Instant.now().plusSeconds(1))).isEqualTo(2);
+      assertThat(runner.get(first.id())).isEmpty();
+      assertThat(runner.events(second.id())).isEmpty();
+      assertThat(runner.history(RunQuery.all()).items()).extracting(RunRecord::id)
+          .containsExactly(running.id());
+      release.countDown();
+      assertThat(running.await(WAIT).output()).isEqualTo("late");
+      org.assertj.core.api.Assertions.assertThatThrownBy(() -> runner.purge(null))
+          .isInstanceOf(NullPointerException.class).hasMessageContaining("finishedBefore");
+    }
+  }
+
+  @Test
   void waitingOnAnUnknownRunFailsAtOnceAndAgentsAreListed() {
     try (AgentRunner runner = AgentRunner.builder()
         .agent("b", ctx -> AgentResult.of("ok"))

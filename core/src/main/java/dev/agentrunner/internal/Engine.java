@@ -362,6 +362,11 @@ public final class Engine implements AgentRunner {
   }
 
   @Override
+  public int purge(Instant finishedBefore) {
+    return store.purge(Objects.requireNonNull(finishedBefore, "finishedBefore"));
+  }
+
+  @Override
   public Health health() {
     RunStats stats = null;
     String error = null;

@@ -45,7 +45,7 @@ import java.util.function.Supplier;
  * kept small (runs in an array indexed by id, counters updated in place, one clock reading per
  * operation), since every runner thread passes through it. An ended run is kept as primitive
  * fields in those arrays rather than as objects (its record is built again when read), so the
- * history costs the collector little: about 200 bytes per run and event chain, plus its strings.
+ * history costs the collector little: about 230 bytes per run and its events, plus its strings.
  *
  * <p>Thread-safety: thread-safe.
  */
