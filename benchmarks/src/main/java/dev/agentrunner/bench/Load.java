@@ -28,9 +28,6 @@ final class Load {
   /** Runs in flight at most: four times the runner's default concurrency, so it never idles. */
   static final int IN_FLIGHT = 1024;
 
-  /** How many finished runs' permits {@link Finishes} gives back at once. */
-  static final int RELEASE_BATCH = 32;
-
   private Load() {}
 
   /** Submits one run whose input is {@code submitNanos}. */
@@ -100,18 +97,11 @@ final class Load {
     private final Recorder latency = new Recorder(3);
     private final Semaphore inFlight = new Semaphore(IN_FLIGHT);
 
-    /** Finished runs not yet given back to the submitters as permits. */
-    private final AtomicLong unreleased = new AtomicLong();
-
     /** Called once per finished run with the run's input (its submit time). */
     void finished(String input) {
       latency.recordValue(Math.max(0, System.nanoTime() - Long.parseLong(input)));
       finished.increment();
-      // Permits go back RELEASE_BATCH at a time: a blocked submitter is woken once per batch
-      // rather than once per run (a wake-up costs more than a raw executor's whole run).
-      if (unreleased.incrementAndGet() % RELEASE_BATCH == 0) {
-        inFlight.release(RELEASE_BATCH);
-      }
+      inFlight.release();
     }
 
     long count() {
