@@ -16,14 +16,13 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -40,12 +39,7 @@ class MultiProcessDrainTest {
   private static final long LEASE_MS = 2_000;
 
   @TempDir Path dir;
-  private final List<Process> processes = new ArrayList<>();
-
-  @AfterEach
-  void stopAll() {
-    processes.forEach(Process::destroyForcibly);
-  }
+  @RegisterExtension final ChildJvm processes = new ChildJvm();
 
   @Test
   void fourWorkerProcessesDrainOneFileAndSurviveAKill() throws Exception {
@@ -55,7 +49,7 @@ class MultiProcessDrainTest {
       for (int w = 0; w < WORKERS; w++) {
         Path log = dir.resolve("worker-" + w + ".log");
         logs.add(log);
-        processes.add(startWorker(db, "worker-" + w, log, dir.resolve("worker-" + w + ".out")));
+        startWorker(db, "worker-" + w, log, dir.resolve("worker-" + w + ".out"));
       }
 
       // Submit while the workers drain. Three attempts, so a run lost with a worker is re-run.
@@ -134,7 +128,7 @@ class MultiProcessDrainTest {
       }
 
       // Every run is terminal, succeeded, and its last attempt ran in its owner's process.
-      List<RunRecord> all = scanAll(store);
+      List<RunRecord> all = ChildJvm.allRuns(store, RunQuery.all().limit(RunQuery.MAX_LIMIT));
       assertThat(all).hasSize(RUNS);
       for (RunRecord r : all) {
         assertThat(r.status()).as("run %s", r.id()).isEqualTo(RunStatus.SUCCEEDED);
@@ -156,7 +150,7 @@ class MultiProcessDrainTest {
   }
 
   private Process startWorker(Path db, String id, Path log, Path out) throws IOException {
-    return ChildJvm.start(DrainWorkerMain.class, out,
+    return processes.start(DrainWorkerMain.class, out,
         db.toString(), id, log.toString(), Long.toString(LEASE_MS));
   }
 
@@ -177,25 +171,10 @@ class MultiProcessDrainTest {
 
   private static Set<Long> running(SqliteRunStore store, String owner) {
     Set<Long> ids = new HashSet<>();
-    Optional<String> cursor = Optional.empty();
-    do {
-      RunQuery q = RunQuery.agent("job").status(RunStatus.RUNNING).limit(RunQuery.MAX_LIMIT);
-      var page = store.query(cursor.map(q::after).orElse(q));
-      page.items().stream().filter(r -> owner.equals(r.owner())).forEach(r -> ids.add(r.id()));
-      cursor = page.nextCursor();
-    } while (cursor.isPresent());
+    ChildJvm.allRuns(store, RunQuery.agent("job").status(RunStatus.RUNNING)
+            .limit(RunQuery.MAX_LIMIT)).stream()
+        .filter(r -> owner.equals(r.owner())).forEach(r -> ids.add(r.id()));
     return ids;
   }
 
-  private static List<RunRecord> scanAll(SqliteRunStore store) {
-    List<RunRecord> all = new ArrayList<>();
-    Optional<String> cursor = Optional.empty();
-    do {
-      RunQuery q = RunQuery.all().limit(RunQuery.MAX_LIMIT);
-      var page = store.query(cursor.map(q::after).orElse(q));
-      all.addAll(page.items());
-      cursor = page.nextCursor();
-    } while (cursor.isPresent());
-    return all;
-  }
 }

@@ -17,12 +17,11 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -43,12 +42,7 @@ class MultiProcessScheduleTest {
   private static final long POLL_MS = 250;
 
   @TempDir Path dir;
-  private final List<Process> processes = new ArrayList<>();
-
-  @AfterEach
-  void stopAll() {
-    processes.forEach(Process::destroyForcibly);
-  }
+  @RegisterExtension final ChildJvm processes = new ChildJvm();
 
   @Test
   void twoProcessesFireEachSecondOfA30sScheduleExactlyOnce() throws Exception {
@@ -58,8 +52,8 @@ class MultiProcessScheduleTest {
       for (int w = 0; w < WORKERS; w++) {
         Path log = dir.resolve("worker-" + w + ".log");
         logs.add(log);
-        processes.add(ChildJvm.start(ScheduleWorkerMain.class, out(w),
-            db.toString(), "worker-" + w, log.toString(), Long.toString(POLL_MS)));
+        processes.start(ScheduleWorkerMain.class, out(w),
+            db.toString(), "worker-" + w, log.toString(), Long.toString(POLL_MS));
       }
       for (int w = 0; w < WORKERS; w++) {
         awaitReady(w);
@@ -80,7 +74,7 @@ class MultiProcessScheduleTest {
         assertThat(processes.get(w).exitValue()).as("exit of worker-%s", w).isZero();
       }
 
-      List<RunRecord> runs = scanAll(store);
+      List<RunRecord> runs = ChildJvm.allRuns(store, RunQuery.all().limit(RunQuery.MAX_LIMIT));
       List<RunRecord> scheduled = runs.stream()
           .filter(r -> r.idempotencyKey() != null && r.idempotencyKey().startsWith("schedule:tick@"))
           .toList();
@@ -178,15 +172,4 @@ class MultiProcessScheduleTest {
     }
   }
 
-  private static List<RunRecord> scanAll(SqliteRunStore store) {
-    List<RunRecord> all = new ArrayList<>();
-    Optional<String> cursor = Optional.empty();
-    do {
-      RunQuery q = RunQuery.all().limit(RunQuery.MAX_LIMIT);
-      var page = store.query(cursor.map(q::after).orElse(q));
-      all.addAll(page.items());
-      cursor = page.nextCursor();
-    } while (cursor.isPresent());
-    return all;
-  }
 }

@@ -6,17 +6,15 @@ import dev.agentrunner.RunQuery;
 import dev.agentrunner.RunRequest;
 import dev.agentrunner.RunStatus;
 import dev.agentrunner.spi.NewRun;
-import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,12 +31,7 @@ class SerialKeyAcrossProcessesTest {
   private static final int PER_KEY = 25;
 
   @TempDir Path dir;
-  private final List<Process> processes = new ArrayList<>();
-
-  @AfterEach
-  void stopAll() {
-    processes.forEach(Process::destroyForcibly);
-  }
+  @RegisterExtension final ChildJvm processes = new ChildJvm();
 
   @Test
   void threeProcessesNeverRunTwoRunsOfOneKeyAtOnceAndKeepEachKeyInOrder() throws Exception {
@@ -47,9 +40,9 @@ class SerialKeyAcrossProcessesTest {
     Path orderLog = dir.resolve("order.log");
     try (SqliteRunStore store = SqliteRunStore.open(db)) {
       for (int w = 0; w < WORKERS; w++) {
-        processes.add(ChildJvm.start(SerialKeyWorkerMain.class,
+        processes.start(SerialKeyWorkerMain.class,
             dir.resolve("worker-" + w + ".out"),
-            db.toString(), "worker-" + w, locks.toString(), orderLog.toString()));
+            db.toString(), "worker-" + w, locks.toString(), orderLog.toString());
       }
       // Submit only once every worker polls, so that a slow JVM start cannot leave all the
       // work to one process (the test is about several processes sharing keys).
