@@ -101,9 +101,17 @@ public record RunQuery(
 
   /** Whether {@code run} passes this query's filters (the cursor and limit aside). */
   public boolean matches(RunRecord run) {
-    return (agent == null || agent.equals(run.agent()))
-        && (serialKey == null || serialKey.equals(run.serialKey()))
-        && (statuses.isEmpty() || statuses.contains(run.status()));
+    return matches(run.agent(), run.serialKey(), run.status());
+  }
+
+  /**
+   * For store implementations: whether a run of {@code agent}, {@code serialKey} (or null) and
+   * {@code status} passes this query's filters, without a {@link RunRecord} built to ask.
+   */
+  public boolean matches(String agent, String serialKey, RunStatus status) {
+    return (this.agent == null || this.agent.equals(agent))
+        && (this.serialKey == null || this.serialKey.equals(serialKey))
+        && (statuses.isEmpty() || statuses.contains(status));
   }
 
   /**

@@ -460,7 +460,7 @@ public final class InMemoryRunStore implements RunStore {
     return locked(() -> {
       long below = query.beforeId().isPresent() ? query.beforeId().getAsLong() : Long.MAX_VALUE;
       List<RunRecord> fetched = new ArrayList<>(Math.min(query.limit() + 1, 1024));
-      runs.descendingBelow(below, run -> {
+      runs.descendingBelow(below, query, null, run -> {
         if (query.matches(run)) {
           fetched.add(run);
         }
@@ -475,7 +475,7 @@ public final class InMemoryRunStore implements RunStore {
     Objects.requireNonNull(query, "query");
     return locked(() -> {
       long[] n = new long[1];
-      runs.descendingBelow(Long.MAX_VALUE, run -> {
+      runs.descendingBelow(Long.MAX_VALUE, query, null, run -> {
         if (query.matches(run)) {
           n[0]++;
         }
@@ -506,7 +506,7 @@ public final class InMemoryRunStore implements RunStore {
     Objects.requireNonNull(finishedBefore, "finishedBefore");
     return locked(() -> {
       List<RunRecord> old = new ArrayList<>();
-      runs.descendingBelow(Long.MAX_VALUE, run -> {
+      runs.descendingBelow(Long.MAX_VALUE, null, finishedBefore, run -> {
         if (run.isTerminal() && run.finishedAt().isBefore(finishedBefore)) {
           old.add(run);
         }
@@ -1067,6 +1067,22 @@ public final class InMemoryRunStore implements RunStore {
         slots[i] = null;
       }
 
+      /** Whether frozen run {@code i} passes {@code query} and ended before {@code before}. */
+      boolean passes(int i, RunQuery query, Instant before) {
+        int r = i * REFS;
+        int n = i * INTS;
+        if (query != null && !query.matches((String) refs[r + AGENT],
+            (String) refs[r + SERIAL_KEY], STATUSES[ints[n + STATUS]])) {
+          return false;
+        }
+        if (before == null) {
+          return true;
+        }
+        long seconds = longs[i * LONGS + FINISHED_S];
+        return seconds < before.getEpochSecond()
+            || (seconds == before.getEpochSecond() && ints[n + FINISHED_N] < before.getNano());
+      }
+
       void clear(int i) {
         slots[i] = null;
         java.util.Arrays.fill(refs, i * REFS, (i + 1) * REFS, null);
@@ -1176,9 +1192,13 @@ public final class InMemoryRunStore implements RunStore {
 
     /**
      * Calls {@code visit} on the records of runs with ids below {@code below}, highest first,
-     * while it says so.
+     * while it says so. An ended run is built into a record only if it passes {@code query}
+     * and ended before {@code endedBefore} (either null: no such filter), so that a scan under
+     * the lock allocates for the runs it returns, not for every run it looks at; {@code visit}
+     * still sees every QUEUED and RUNNING run and must apply its own test.
      */
-    void descendingBelow(long below, Predicate<RunRecord> visit) {
+    void descendingBelow(long below, RunQuery query, Instant endedBefore,
+        Predicate<RunRecord> visit) {
       if (below <= 1) {
         return;
       }
@@ -1196,7 +1216,8 @@ public final class InMemoryRunStore implements RunStore {
         for (int i = (int) Math.min(chunk.slots.length - 1, top - 1 - first); i >= 0; i--) {
           Slot slot = chunk.slots[i];
           RunRecord run = slot != null ? slot.run
-              : chunk.frozen(i) ? chunk.thaw(first + i + 1, i) : null;
+              : chunk.frozen(i) && chunk.passes(i, query, endedBefore)
+                  ? chunk.thaw(first + i + 1, i) : null;
           if (run != null && !visit.test(run)) {
             return;
           }

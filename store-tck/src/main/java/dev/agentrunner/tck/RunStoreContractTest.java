@@ -1349,7 +1349,7 @@ public abstract class RunStoreContractTest {
       insert(RunRequest.of(ALPHA, nextInput()).withSerialKey("elsewhere"));
       insert(ALPHA);
     }
-    claimOne("w"); // the oldest run of some key becomes RUNNING
+    RunRecord claimed = claimOne("w"); // the oldest run, of "conv", becomes RUNNING
     RunQuery conv = RunQuery.all().serialKey("conv");
     List<RunRecord> all = scan(conv.limit(2));
     assertThat(all).hasSize(5).allSatisfy(r -> assertThat(r.serialKey()).isEqualTo("conv"));
@@ -1363,6 +1363,20 @@ public abstract class RunStoreContractTest {
     assertThat(store.count(RunQuery.all().status(RunStatus.RUNNING))).isEqualTo(1);
     assertThat(scan(RunQuery.agent(ALPHA).serialKey("conv")))
         .extracting(RunRecord::agent).containsOnly(ALPHA).hasSize(3);
+
+    // Ended runs are found by their key, agent and status just the same.
+    assertThat(claimed.serialKey()).isEqualTo("conv");
+    store.finish(Finish.succeeded(claimed.id(), claimed.attempt(), "w", "done", Usage.ZERO))
+        .orElseThrow();
+    long cancelled = scan(conv.status(RunStatus.QUEUED)).get(0).id();
+    store.cancel(cancelled).orElseThrow();
+    assertThat(scan(conv.status(RunStatus.SUCCEEDED, RunStatus.CANCELLED)))
+        .extracting(RunRecord::id).containsExactly(cancelled, claimed.id());
+    assertThat(store.count(conv)).isEqualTo(5);
+    assertThat(store.count(RunQuery.agent(ALPHA).serialKey("conv").status(RunStatus.SUCCEEDED)))
+        .isEqualTo(1);
+    assertThat(store.count(RunQuery.all().serialKey("elsewhere").status(RunStatus.SUCCEEDED)))
+        .isZero();
   }
 
   // ---------------------------------------------------------------- leases (I8)
