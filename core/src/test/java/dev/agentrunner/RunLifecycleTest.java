@@ -287,7 +287,7 @@ class RunLifecycleTest {
     List<RunRecord> finished = new CopyOnWriteArrayList<>();
     try (AgentRunner runner = AgentRunner.builder().store(lossy)
         .pollInterval(Duration.ofMillis(10))
-        .agent("a", ctx -> AgentResult.of("done"))
+        .agent("a", ctx -> AgentResult.of("done", Usage.of(7, 8, 9)))
         .listener(new RunListener() {
           @Override
           public void onFinished(RunRecord run) {
@@ -306,6 +306,7 @@ class RunLifecycleTest {
       assertThat(finished).as("the listener heard of it once").containsExactly(done);
       assertThat(runner.health().local().get("a").succeeded()).isEqualTo(1);
       assertThat(runner.health().local().get("a").running()).isZero();
+      assertThat(runner.health().local().get("a").usage()).isEqualTo(Usage.of(7, 8, 9));
     }
     memory.close();
   }

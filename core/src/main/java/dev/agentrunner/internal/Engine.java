@@ -655,15 +655,22 @@ public final class Engine implements AgentRunner {
                   + pending.finish().status() + ") could not be stored after "
                   + pending.failures() + " tries: " + pending.lastError(), Usage.ZERO);
       try {
+        Finish applied = finish;
         Optional<RunRecord> stored = store.finish(finish);
         if (stored.isEmpty()) {
           // Refused: fenced out, or applied already by the try that threw (its commit went
           // through, its answer was lost). Then the run shows that outcome, and it is reported.
-          stored = store.find(finish.runId())
-              .filter(r -> appliedEarlier(pending.finish(), r) || appliedEarlier(finish, r));
+          Optional<RunRecord> found = store.find(finish.runId());
+          if (found.isPresent() && appliedEarlier(pending.finish(), found.get())) {
+            applied = pending.finish();
+            stored = found;
+          } else if (found.isPresent() && appliedEarlier(finish, found.get())) {
+            stored = found;
+          }
         }
+        Usage usage = applied.usage();
         stored.ifPresent(r -> {
-          localStats.get(r.agent()).storedLater(r.status(), finish.usage());
+          localStats.get(r.agent()).storedLater(r.status(), usage);
           listeners.finished(r);
           completions.complete(r);
         });
