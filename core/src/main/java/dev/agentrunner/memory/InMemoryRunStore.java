@@ -840,14 +840,11 @@ public final class InMemoryRunStore implements RunStore {
    * whose every event belongs to purged runs is dropped. Guarded by the store's lock.
    */
   private static final class EventLog {
+    /** Events per chunk, as a power of two. */
     private static final int CHUNK_BITS = 14;
-    private static final int CHUNK = 1 << CHUNK_BITS;
 
-    /**
-     * One chunk's events. Its arrays start small and double until they hold {@link #CHUNK}, so
-     * a store that holds few events (a test's, a jcstress sample's) costs little memory.
-     */
-    private static final class Chunk {
+    /** One chunk's events, each field in its own array, sized by the {@link ChunkList}. */
+    private static final class Chunk extends ChunkList.Chunk {
       long[] runIds;
       int[] attempts;
       String[] types;
@@ -857,7 +854,6 @@ public final class InMemoryRunStore implements RunStore {
       int[] atNanos;
       /** The sequence number of the same run's next event; 0 for its last. */
       long[] next;
-      int live;
 
       Chunk(int capacity) {
         runIds = new long[capacity];
@@ -869,12 +865,13 @@ public final class InMemoryRunStore implements RunStore {
         next = new long[capacity];
       }
 
-      /** Makes room for index {@code i}. */
-      void fit(int i) {
-        if (i < runIds.length) {
-          return;
-        }
-        int capacity = Math.min(CHUNK, Math.max(i + 1, runIds.length * 2));
+      @Override
+      int capacity() {
+        return runIds.length;
+      }
+
+      @Override
+      void resize(int capacity) {
         runIds = java.util.Arrays.copyOf(runIds, capacity);
         attempts = java.util.Arrays.copyOf(attempts, capacity);
         types = java.util.Arrays.copyOf(types, capacity);
@@ -885,21 +882,11 @@ public final class InMemoryRunStore implements RunStore {
       }
     }
 
-    /** Chunk {@code dropped + i} is {@code chunks.get(i)}. */
-    private final List<Chunk> chunks = new ArrayList<>();
-    private long dropped;
-    private long highestSeq;
+    private final ChunkList<Chunk> chunks = new ChunkList<>(CHUNK_BITS, Chunk::new);
 
     void append(long seq, long runId, int attempt, String type, String data, Instant at) {
-      long index = seq - 1;
-      int c = (int) ((index >>> CHUNK_BITS) - dropped);
-      while (chunks.size() <= c) {
-        // the first chunk starts small; later ones are needed only by a store that filled one
-        chunks.add(new Chunk(chunks.isEmpty() && dropped == 0 ? 16 : CHUNK));
-      }
-      Chunk chunk = chunks.get(c);
-      int i = (int) (index & (CHUNK - 1));
-      chunk.fit(i);
+      Chunk chunk = chunks.add(seq);
+      int i = chunks.offset(seq);
       chunk.runIds[i] = runId;
       chunk.attempts[i] = attempt;
       chunk.types[i] = type;
@@ -907,22 +894,18 @@ public final class InMemoryRunStore implements RunStore {
       chunk.atSeconds[i] = at.getEpochSecond();
       chunk.atNanos[i] = at.getNano();
       chunk.next[i] = 0;
-      chunk.live++;
-      highestSeq = seq;
     }
 
     void link(long from, long to) {
-      long index = from - 1;
-      chunks.get((int) ((index >>> CHUNK_BITS) - dropped)).next[(int) (index & (CHUNK - 1))] = to;
+      chunks.of(from).next[chunks.offset(from)] = to;
     }
 
     /** The chain of events starting at {@code seq} (0: none), in write order. */
     List<RunEvent> eventsFrom(long seq) {
       List<RunEvent> out = new ArrayList<>(4);
       for (long s = seq; s != 0; ) {
-        long index = s - 1;
-        Chunk chunk = chunks.get((int) ((index >>> CHUNK_BITS) - dropped));
-        int i = (int) (index & (CHUNK - 1));
+        Chunk chunk = chunks.of(s);
+        int i = chunks.offset(s);
         out.add(new RunEvent(s, chunk.runIds[i], chunk.attempts[i], chunk.types[i],
             chunk.data[i], Instant.ofEpochSecond(chunk.atSeconds[i], chunk.atNanos[i])));
         s = chunk.next[i];
@@ -930,26 +913,118 @@ public final class InMemoryRunStore implements RunStore {
       return List.copyOf(out);
     }
 
-    /** Forgets the chain of a purged run's events, dropping leading chunks left empty. */
+    /** Forgets the chain of a purged run's events; chunks left empty are released. */
     void forgetFrom(long seq) {
       for (long s = seq; s != 0; ) {
-        long index = s - 1;
-        Chunk chunk = chunks.get((int) ((index >>> CHUNK_BITS) - dropped));
-        int i = (int) (index & (CHUNK - 1));
+        Chunk chunk = chunks.of(s);
+        int i = chunks.offset(s);
         chunk.types[i] = null;
         chunk.data[i] = null;
-        chunk.live--;
-        s = chunk.next[i];
+        long next = chunk.next[i];
+        chunks.removed(s);
+        s = next;
+      }
+    }
+  }
+
+  /**
+   * Fixed-size chunks of the entries numbered 1, 2, 3, ... (event sequence numbers, run ids):
+   * entry {@code n} is at {@link #offset} {@code (n - 1) % size} of chunk {@code (n - 1) / size}.
+   * A chunk left empty once no later entry can land in it is released, and released leading
+   * chunks are dropped, so a long-lived store with regular purges keeps no chunk per entry it ever
+   * held. The very first chunk starts small (a test's store, a jcstress sample's, holds a
+   * handful of entries) and doubles up to the full size. Guarded by the store's lock.
+   */
+  private static final class ChunkList<C extends ChunkList.Chunk> {
+    /** What a chunk keeps for the list: its live entries, and room for more. */
+    abstract static class Chunk {
+      int live;
+
+      abstract int capacity();
+
+      /** Grows every array of the chunk to {@code capacity} entries. */
+      abstract void resize(int capacity);
+    }
+
+    private static final int FIRST_CAPACITY = 16;
+
+    private final int bits;
+    private final java.util.function.IntFunction<C> newChunk;
+    /** Chunk {@code dropped + i} is {@code chunks.get(i)}; null once released. */
+    private final List<C> chunks = new ArrayList<>();
+    private long dropped;
+    private long highest;
+
+    ChunkList(int bits, java.util.function.IntFunction<C> newChunk) {
+      this.bits = bits;
+      this.newChunk = newChunk;
+    }
+
+    /** The chunk for new entry {@code n}, with room for it; counts the entry live. */
+    C add(long n) {
+      int c = (int) (((n - 1) >>> bits) - dropped);
+      while (chunks.size() <= c) {
+        // later chunks are needed only by a store that filled one
+        chunks.add(newChunk.apply(chunks.isEmpty() && dropped == 0 ? FIRST_CAPACITY : 1 << bits));
+      }
+      C chunk = chunks.get(c);
+      int i = offset(n);
+      if (i >= chunk.capacity()) {
+        chunk.resize(Math.min(1 << bits, Math.max(i + 1, chunk.capacity() * 2)));
+      }
+      chunk.live++;
+      highest = Math.max(highest, n);
+      return chunk;
+    }
+
+    /** The chunk of entry {@code n}; null if it was dropped, released or never made. */
+    C of(long n) {
+      if (n < 1) {
+        return null;
+      }
+      long c = ((n - 1) >>> bits) - dropped;
+      return c < 0 || c >= chunks.size() ? null : chunks.get((int) c);
+    }
+
+    int offset(long n) {
+      return (int) ((n - 1) & ((1 << bits) - 1));
+    }
+
+    /** Counts entry {@code n} gone, releasing its chunk if that leaves it empty for good. */
+    void removed(long n) {
+      int c = (int) (((n - 1) >>> bits) - dropped);
+      boolean full = ((n - 1) | ((1 << bits) - 1)) < highest; // no later entry can land in it
+      if (--chunks.get(c).live == 0 && full) {
+        chunks.set(c, null);
       }
       int leading = 0;
-      while (leading < chunks.size() - 1 && chunks.get(leading).live == 0
-          && ((dropped + leading + 1) << CHUNK_BITS) <= highestSeq) {
-        leading++; // empty, and full: no later event can land in it
+      while (leading < chunks.size() - 1 && chunks.get(leading) == null) {
+        leading++;
       }
       if (leading > 0) {
         chunks.subList(0, leading).clear();
         dropped += leading;
       }
+    }
+
+    /** The highest entry number added so far; 0 if none. */
+    long highest() {
+      return highest;
+    }
+
+    /** The position, for {@link #at}, of the last chunk at or below entry {@code n}'s. */
+    int positionOf(long n) {
+      return (int) Math.min(chunks.size() - 1, ((n - 1) >>> bits) - dropped);
+    }
+
+    /** The chunk at {@code position} (0 to {@link #positionOf}); null if released. */
+    C at(int position) {
+      return chunks.get(position);
+    }
+
+    /** The number of the first entry of the chunk at {@code position}. */
+    long firstAt(int position) {
+      return ((dropped + position) << bits) + 1;
     }
   }
 
@@ -965,8 +1040,8 @@ public final class InMemoryRunStore implements RunStore {
    * lock.
    */
   private static final class RunTable {
+    /** Runs per chunk, as a power of two. */
     private static final int CHUNK_BITS = 12;
-    private static final int CHUNK = 1 << CHUNK_BITS;
 
     // A frozen run's fields, at index i * stride + field of its chunk's arrays.
     private static final int LONGS = 5;
@@ -997,15 +1072,13 @@ public final class InMemoryRunStore implements RunStore {
     private static final int NO_TIME = -1;
     private static final RunStatus[] STATUSES = RunStatus.values();
 
-    /** The runs with ids {@code (dropped + c) * CHUNK + 1} on, for the c-th entry. */
-    private static final class Chunk {
+    /** One chunk's runs: the slots of active ones, the fields of ended ones. */
+    private static final class Chunk extends ChunkList.Chunk {
       Slot[] slots;
       long[] longs;
       int[] ints;
       Object[] refs;
-      int live;
 
-      /** Starts small (a test's store holds a handful of runs) and grows to {@link #CHUNK}. */
       Chunk(int capacity) {
         slots = new Slot[capacity];
         longs = new long[capacity * LONGS];
@@ -1013,11 +1086,13 @@ public final class InMemoryRunStore implements RunStore {
         refs = new Object[capacity * REFS];
       }
 
-      void fit(int i) {
-        if (i < slots.length) {
-          return;
-        }
-        int capacity = Math.min(CHUNK, Math.max(i + 1, slots.length * 2));
+      @Override
+      int capacity() {
+        return slots.length;
+      }
+
+      @Override
+      void resize(int capacity) {
         slots = java.util.Arrays.copyOf(slots, capacity);
         longs = java.util.Arrays.copyOf(longs, capacity * LONGS);
         ints = java.util.Arrays.copyOf(ints, capacity * INTS);
@@ -1102,48 +1177,23 @@ public final class InMemoryRunStore implements RunStore {
       }
     }
 
-    /** Chunk {@code dropped + i} is {@code chunks.get(i)}; null once all its runs are gone. */
-    private final List<Chunk> chunks = new ArrayList<>();
-    private long dropped;
-    private long highestId;
+    private final ChunkList<Chunk> chunks = new ChunkList<>(CHUNK_BITS, Chunk::new);
 
     void add(Slot slot) {
-      long index = slot.id - 1;
-      int c = (int) ((index >>> CHUNK_BITS) - dropped);
-      while (chunks.size() <= c) {
-        chunks.add(new Chunk(chunks.isEmpty() && dropped == 0 ? 16 : CHUNK));
-      }
-      Chunk chunk = chunks.get(c);
-      int i = (int) (index & (CHUNK - 1));
-      chunk.fit(i);
-      chunk.slots[i] = slot;
-      chunk.live++;
-      highestId = Math.max(highestId, slot.id);
-    }
-
-    private Chunk chunkOf(long id) {
-      if (id < 1) {
-        return null;
-      }
-      long c = ((id - 1) >>> CHUNK_BITS) - dropped;
-      return c < 0 || c >= chunks.size() ? null : chunks.get((int) c);
-    }
-
-    private static int indexOf(long id) {
-      return (int) ((id - 1) & (CHUNK - 1));
+      chunks.add(slot.id).slots[chunks.offset(slot.id)] = slot;
     }
 
     /** The slot of a QUEUED or RUNNING run; null for an ended, purged or unknown one. */
     Slot active(long id) {
-      Chunk chunk = chunkOf(id);
-      int i = indexOf(id);
+      Chunk chunk = chunks.of(id);
+      int i = chunks.offset(id);
       return chunk == null || i >= chunk.slots.length ? null : chunk.slots[i];
     }
 
     /** The run's current record, whatever its status; null if purged or unknown. */
     RunRecord record(long id) {
-      Chunk chunk = chunkOf(id);
-      int i = indexOf(id);
+      Chunk chunk = chunks.of(id);
+      int i = chunks.offset(id);
       if (chunk == null || i >= chunk.slots.length) {
         return null;
       }
@@ -1153,8 +1203,8 @@ public final class InMemoryRunStore implements RunStore {
 
     /** The sequence number of the run's first event; 0 if it has none or is unknown. */
     long firstEvent(long id) {
-      Chunk chunk = chunkOf(id);
-      int i = indexOf(id);
+      Chunk chunk = chunks.of(id);
+      int i = chunks.offset(id);
       if (chunk == null || i >= chunk.slots.length) {
         return 0;
       }
@@ -1167,27 +1217,13 @@ public final class InMemoryRunStore implements RunStore {
     void freeze(Slot slot) {
       RunRecord run = slot.run;
       if (run.leaseUntil() == null && !run.cancelRequested()) { // (never set on an ended run)
-        chunkOf(slot.id).freeze(indexOf(slot.id), run, slot.firstEvent);
+        chunks.of(slot.id).freeze(chunks.offset(slot.id), run, slot.firstEvent);
       }
     }
 
     void remove(long id) {
-      long index = id - 1;
-      int c = (int) ((index >>> CHUNK_BITS) - dropped);
-      Chunk chunk = chunks.get(c);
-      chunk.clear(indexOf(id));
-      boolean full = (index | (CHUNK - 1)) < highestId; // no later id can land in this chunk
-      if (--chunk.live == 0 && full) {
-        chunks.set(c, null);
-      }
-      int leading = 0;
-      while (leading < chunks.size() - 1 && chunks.get(leading) == null) {
-        leading++;
-      }
-      if (leading > 0) {
-        chunks.subList(0, leading).clear();
-        dropped += leading;
-      }
+      chunks.of(id).clear(chunks.offset(id));
+      chunks.removed(id);
     }
 
     /**
@@ -1202,22 +1238,21 @@ public final class InMemoryRunStore implements RunStore {
       if (below <= 1) {
         return;
       }
-      long top = Math.min(below - 1, highestId);
+      long top = Math.min(below - 1, chunks.highest());
       if (top < 1) {
         return;
       }
-      for (int c = (int) Math.min(chunks.size() - 1, ((top - 1) >>> CHUNK_BITS) - dropped);
-          c >= 0; c--) {
-        Chunk chunk = chunks.get(c);
+      for (int c = chunks.positionOf(top); c >= 0; c--) {
+        Chunk chunk = chunks.at(c);
         if (chunk == null) {
           continue;
         }
-        long first = (dropped + c) << CHUNK_BITS; // index of the chunk's first run
-        for (int i = (int) Math.min(chunk.slots.length - 1, top - 1 - first); i >= 0; i--) {
+        long first = chunks.firstAt(c); // the id of the chunk's first run
+        for (int i = (int) Math.min(chunk.slots.length - 1, top - first); i >= 0; i--) {
           Slot slot = chunk.slots[i];
           RunRecord run = slot != null ? slot.run
               : chunk.frozen(i) && chunk.passes(i, query, endedBefore)
-                  ? chunk.thaw(first + i + 1, i) : null;
+                  ? chunk.thaw(first + i, i) : null;
           if (run != null && !visit.test(run)) {
             return;
           }
