@@ -188,17 +188,21 @@ final class EngineOverhead {
         RunRecord run = store.insertAndClaim(NewRun.of(RunRequest.of("noop", Long.toString(t0))),
             claim);
         executor.execute(() -> {
-          AgentResult result;
-          try {
-            result = NOOP.execute(new BareContext(run.id(), run.agent(), run.input()));
-          } catch (Exception e) {
-            throw new IllegalStateException(e);
-          }
+          AgentResult result = callAgent(new BareContext(run.id(), run.agent(), run.input()));
           RunRecord done = store.finish(Finish.succeeded(run.id(), run.attempt(), run.owner(),
               result.output(), result.usage())).orElseThrow();
           finishes.finished(done.input());
         });
       });
+    }
+  }
+
+  /** The raw sides' call of the agent, through its interface as the engine calls it. */
+  private static AgentResult callAgent(BareContext context) {
+    try {
+      return NOOP.execute(context);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
     }
   }
 
@@ -210,11 +214,7 @@ final class EngineOverhead {
         String input = Long.toString(t0);
         long id = ids.incrementAndGet();
         executor.execute(() -> {
-          try {
-            NOOP.execute(new BareContext(id, "noop", input));
-          } catch (Exception e) {
-            throw new IllegalStateException(e);
-          }
+          callAgent(new BareContext(id, "noop", input));
           finishes.finished(input);
         });
       });
