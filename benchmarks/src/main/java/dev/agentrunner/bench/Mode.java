@@ -7,7 +7,11 @@ import java.time.Duration;
  * on a 2-core machine; full mode runs more and longer rounds for steadier medians.
  *
  * @param name "quick" or "full"
- * @param rounds how many times each subject/baseline pair is measured, interleaved
+ * @param rounds how many times each subject/baseline pair of the SQLite figures is measured,
+ *     interleaved
+ * @param engineRounds how many times each side of figure 1 is measured, interleaved: more and
+ *     shorter rounds than the SQLite figures, since this machine's speed changes from one second
+ *     to the next and each pair of sides should meet the same machine
  * @param engineRound the submit window of one in-memory engine or raw executor round
  * @param sqliteRound the submit window of one SQLite engine round, and the length of a naive or
  *     ceiling round
@@ -21,18 +25,18 @@ import java.time.Duration;
  * @param pgRounds interleaved engine/raw rounds of figure 5a
  * @param pgLatencyMeasure how long the recorded offered load of figure 5b lasts, per side
  */
-record Mode(String name, int rounds, Duration engineRound, Duration sqliteRound,
+record Mode(String name, int rounds, int engineRounds, Duration engineRound, Duration sqliteRound,
     Duration latencyWarmup, Duration latencyMeasure, int scaleRuns, int jmhIterations,
     int pgRuns, int pgWarmupRuns, int pgRounds, Duration pgLatencyMeasure) {
 
   static Mode quick() {
-    return new Mode("quick", 5, Duration.ofSeconds(1), Duration.ofMillis(1500),
+    return new Mode("quick", 5, 10, Duration.ofMillis(500), Duration.ofMillis(1500),
         Duration.ofSeconds(2), Duration.ofSeconds(10), 100_000, 3,
         20_000, 240_000, 3, Duration.ofSeconds(8));
   }
 
   static Mode full() {
-    return new Mode("full", 9, Duration.ofSeconds(4), Duration.ofSeconds(6),
+    return new Mode("full", 9, 18, Duration.ofSeconds(2), Duration.ofSeconds(6),
         Duration.ofSeconds(10), Duration.ofSeconds(60), 100_000, 10,
         50_000, 300_000, 7, Duration.ofSeconds(60));
   }

@@ -44,8 +44,8 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -67,7 +67,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A submit counts itself in {@link #submitsInFlight} before it checks the state, and out
  * after its insert; closing flips the state and then waits for the count to reach zero. Both
- * are sequentially consistent atomic operations, so either the submit sees the runner closing
+ * are sequentially consistent atomic operations (a {@link LongAdder}'s cells are updated by
+ * compare-and-set and read as volatiles), so either the submit sees the runner closing
  * and throws, or closing sees the submit and waits until its run is stored (to be run now or
  * later): never a silent loss (invariant I9).
  *
@@ -88,8 +89,14 @@ public final class Engine implements AgentRunner {
   /** The store's wake-up subscription, closed with the runner. */
   private volatile AutoCloseable remoteWork = () -> { };
 
-  /** Submits between their state check and the end of their insert (see the class comment). */
-  private final AtomicInteger submitsInFlight = new AtomicInteger();
+  /**
+   * Submits between their state check and the end of their insert (see the class comment). An
+   * adder, not one atomic integer: every submit changes it twice, and one counter written by
+   * every submitting thread moves its cache line between cores at each change. A submit that
+   * counted itself in one cell and out in another still leaves the sum above zero until it is
+   * out, which is all {@link #close} asks of it.
+   */
+  private final LongAdder submitsInFlight = new LongAdder();
   private volatile State state = State.OPEN;
   private final AtomicBoolean closeStarted = new AtomicBoolean();
   private final CountDownLatch closed = new CountDownLatch(1);
@@ -217,7 +224,7 @@ public final class Engine implements AgentRunner {
     String agent = request.agent();
     NewRun run = new NewRun(request, config.agents().get(agent).spec().retry().maxAttempts());
     RunRecord stored;
-    submitsInFlight.incrementAndGet();
+    submitsInFlight.increment();
     try {
       if (state != State.OPEN) {
         throw new RunnerClosedException(
@@ -248,7 +255,8 @@ public final class Engine implements AgentRunner {
         stored = store.insert(run);
       }
     } finally {
-      if (submitsInFlight.decrementAndGet() == 0 && state != State.OPEN) {
+      submitsInFlight.decrement();
+      if (state != State.OPEN) {
         signalDrained(); // close() may be waiting for this submit
       }
     }
@@ -757,9 +765,9 @@ public final class Engine implements AgentRunner {
     boolean interrupted = false;
     drainLock.lock();
     try {
-      while (submitsInFlight.get() != 0) {
+      while (submitsInFlight.sum() != 0) {
         try {
-          // bounded, like awaitDrained: the last submit out signals, but no wait relies on it
+          // bounded, like awaitDrained: each submit out signals, but no wait relies on it
           drained.awaitNanos(DRAIN_WAIT_NANOS);
         } catch (InterruptedException e) {
           interrupted = true; // the count decides; keep the interrupt for the caller

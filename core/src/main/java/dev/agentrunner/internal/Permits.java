@@ -11,6 +11,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * once, or by the dispatcher for a batch), so two takers can never both get the last permit and
  * the limits hold without a lock; whatever a claim did not use is given back right after it.
  *
+ * <p>An agent whose limit is at least the global one is not counted at all: a run holds a global
+ * permit before it takes its agent's, so that agent's count could never reach its limit, and
+ * skipping it spares every run two writes to a counter all starting and ending threads share.
+ *
  * <p>Public only for the jcstress harness {@code PermitsRaceTest}; not part of the API (this
  * package is not exported).
  *
@@ -24,11 +28,15 @@ public final class Permits {
   /** One agent's limit and the permits its runs hold. */
   private record Pool(int limit, AtomicInteger held) {}
 
+  /** The pool of every agent whose limit the global one makes unreachable; never counted. */
+  private static final Pool UNBOUNDED = new Pool(Integer.MAX_VALUE, null);
+
   /** Pools with these limits, all permits free. */
   public Permits(int globalLimit, Map<String, Integer> agentLimits) {
     this.globalLimit = globalLimit;
     Map<String, Pool> pools = new HashMap<>();
-    agentLimits.forEach((agent, limit) -> pools.put(agent, new Pool(limit, new AtomicInteger())));
+    agentLimits.forEach((agent, limit) -> pools.put(agent,
+        limit >= globalLimit ? UNBOUNDED : new Pool(limit, new AtomicInteger())));
     this.agents = Map.copyOf(pools);
   }
 
@@ -38,7 +46,7 @@ public final class Permits {
       return false;
     }
     Pool pool = agents.get(agent);
-    if (takeUpTo(pool.held(), pool.limit(), 1) == 0) {
+    if (pool != UNBOUNDED && takeUpTo(pool.held(), pool.limit(), 1) == 0) {
       global.decrementAndGet();
       return false;
     }
@@ -53,7 +61,7 @@ public final class Permits {
   /** Takes up to {@code wanted} of {@code agent}'s permits; returns how many it took. */
   int takeAgent(String agent, int wanted) {
     Pool pool = agents.get(agent);
-    return takeUpTo(pool.held(), pool.limit(), wanted);
+    return pool == UNBOUNDED ? wanted : takeUpTo(pool.held(), pool.limit(), wanted);
   }
 
   void giveGlobal(int n) {
@@ -63,8 +71,9 @@ public final class Permits {
   }
 
   void giveAgent(String agent, int n) {
-    if (n > 0) {
-      agents.get(agent).held().addAndGet(-n);
+    Pool pool = agents.get(agent);
+    if (n > 0 && pool != UNBOUNDED) {
+      pool.held().addAndGet(-n);
     }
   }
 
@@ -77,7 +86,7 @@ public final class Permits {
   /** {@code agent}'s permits free at this moment (a hint: another taker may get them first). */
   public int agentFree(String agent) {
     Pool pool = agents.get(agent);
-    return pool.limit() - pool.held().get();
+    return pool == UNBOUNDED ? globalFree() : pool.limit() - pool.held().get();
   }
 
   /** Global permits free at this moment (a hint: another taker may get them first). */

@@ -108,9 +108,10 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public RunRecord insert(NewRun run) {
     Objects.requireNonNull(run, "run");
+    Instant now = clock.instant(); // read before the lock: see insertLocked
     acquireOpen();
     try {
-      return insertLocked(run, null);
+      return insertLocked(run, null, now);
     } finally {
       lock.unlock();
     }
@@ -120,16 +121,23 @@ public final class InMemoryRunStore implements RunStore {
   public RunRecord insertAndClaim(NewRun run, ClaimRequest claim) {
     Objects.requireNonNull(run, "run");
     Objects.requireNonNull(claim, "claim");
+    Instant now = clock.instant();
     acquireOpen();
     try {
-      return insertLocked(run, claim);
+      return insertLocked(run, claim, now);
     } finally {
       lock.unlock();
     }
   }
 
-  /** Inserts {@code run}, claimed for {@code claim} if it is the run that claim takes first. */
-  private RunRecord insertLocked(NewRun run, ClaimRequest claim) {
+  /**
+   * Inserts {@code run}, claimed for {@code claim} if it is the run that claim takes first.
+   * {@code now} was read just before the lock was taken, so that the two operations every run
+   * makes (this and its finish) do not read the clock while every other thread waits for the
+   * lock; the microseconds it may be behind only make the run look due and its lease end a
+   * little earlier.
+   */
+  private RunRecord insertLocked(NewRun run, ClaimRequest claim, Instant now) {
     String key = run.request().idempotencyKey();
     if (key != null) {
       Long existing = idempotencyKeys.get(key);
@@ -144,7 +152,6 @@ public final class InMemoryRunStore implements RunStore {
         throw new SerialKeyBusyException(serialKey, active);
       }
     }
-    Instant now = clock.instant();
     Instant notBefore = run.notBefore() == null ? now : run.notBefore();
     int priority = run.request().priority();
     long id = nextRunId;
@@ -293,6 +300,7 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public Optional<RunRecord> finish(Finish finish) {
     Objects.requireNonNull(finish, "finish");
+    Instant early = clock.instant(); // before the lock, as for an insert
     acquireOpen();
     try {
       Slot slot = runs.active(finish.runId());
@@ -301,7 +309,9 @@ public final class InMemoryRunStore implements RunStore {
           || !finish.owner().equals(run.owner())) {
         return Optional.empty();
       }
-      Instant now = clock.instant();
+      // An event written meanwhile (a cancel request) may carry a later time: never end a run
+      // before its last event.
+      Instant now = log.noEarlierThan(slot.lastEvent, early);
       Usage usage = run.usage().plus(finish.usage());
       boolean retry = finish.status() == RunStatus.QUEUED && !run.cancelRequested();
       // A retry of a run with a pending cancel ends it CANCELLED instead.
@@ -833,8 +843,8 @@ public final class InMemoryRunStore implements RunStore {
 
   /**
    * Every stored event, by sequence number: events are numbered 1, 2, 3, ... as they commit, so
-   * event {@code seq} lives at index {@code seq - 1}, its fields in parallel arrays of
-   * fixed-size chunks, and a run's events form a chain through {@code next}. No object per
+   * event {@code seq} lives at index {@code seq - 1} of fixed-size chunks, its fields side by
+   * side in two arrays (numbers, strings), and a run's events form a chain through {@code NEXT}. No object per
    * event: a store holding a million runs holds no three million event objects for the
    * collector to trace. Events are built as {@link RunEvent} values only when read. A chunk
    * whose every event belongs to purged runs is dropped. Guarded by the store's lock.
@@ -843,42 +853,39 @@ public final class InMemoryRunStore implements RunStore {
     /** Events per chunk, as a power of two. */
     private static final int CHUNK_BITS = 14;
 
-    /** One chunk's events, each field in its own array, sized by the {@link ChunkList}. */
+    // An event's numbers at index i * NUMS + field of its chunk's longs, its strings at
+    // i * TEXTS + field of its texts: an append writes two cache lines, not one per field, which
+    // counts when the threads taking turns at the lock run on different cores.
+    private static final int NUMS = 4;
+    private static final int RUN_ID = 0;
+    private static final int AT_SECONDS = 1;
+    /** The attempt in the high half, the nanoseconds of its time in the low half. */
+    private static final int ATTEMPT_NANOS = 2;
+    /** The sequence number of the same run's next event; 0 for its last. */
+    private static final int NEXT = 3;
+    private static final int TEXTS = 2;
+    private static final int TYPE = 0;
+    private static final int DATA = 1;
+
+    /** One chunk's events, sized by the {@link ChunkList}. */
     private static final class Chunk extends ChunkList.Chunk {
-      long[] runIds;
-      int[] attempts;
-      String[] types;
-      String[] data;
-      /** When each event happened: seconds and nanoseconds, no Instant kept per event. */
-      long[] atSeconds;
-      int[] atNanos;
-      /** The sequence number of the same run's next event; 0 for its last. */
-      long[] next;
+      long[] nums;
+      String[] texts;
 
       Chunk(int capacity) {
-        runIds = new long[capacity];
-        attempts = new int[capacity];
-        types = new String[capacity];
-        data = new String[capacity];
-        atSeconds = new long[capacity];
-        atNanos = new int[capacity];
-        next = new long[capacity];
+        nums = new long[capacity * NUMS];
+        texts = new String[capacity * TEXTS];
       }
 
       @Override
       int capacity() {
-        return runIds.length;
+        return texts.length / TEXTS;
       }
 
       @Override
       void resize(int capacity) {
-        runIds = java.util.Arrays.copyOf(runIds, capacity);
-        attempts = java.util.Arrays.copyOf(attempts, capacity);
-        types = java.util.Arrays.copyOf(types, capacity);
-        data = java.util.Arrays.copyOf(data, capacity);
-        atSeconds = java.util.Arrays.copyOf(atSeconds, capacity);
-        atNanos = java.util.Arrays.copyOf(atNanos, capacity);
-        next = java.util.Arrays.copyOf(next, capacity);
+        nums = java.util.Arrays.copyOf(nums, capacity * NUMS);
+        texts = java.util.Arrays.copyOf(texts, capacity * TEXTS);
       }
     }
 
@@ -886,18 +893,29 @@ public final class InMemoryRunStore implements RunStore {
 
     void append(long seq, long runId, int attempt, String type, String data, Instant at) {
       Chunk chunk = chunks.add(seq);
-      int i = chunks.offset(seq);
-      chunk.runIds[i] = runId;
-      chunk.attempts[i] = attempt;
-      chunk.types[i] = type;
-      chunk.data[i] = data;
-      chunk.atSeconds[i] = at.getEpochSecond();
-      chunk.atNanos[i] = at.getNano();
-      chunk.next[i] = 0;
+      int n = chunks.offset(seq) * NUMS;
+      int t = chunks.offset(seq) * TEXTS;
+      chunk.nums[n + RUN_ID] = runId;
+      chunk.nums[n + AT_SECONDS] = at.getEpochSecond();
+      chunk.nums[n + ATTEMPT_NANOS] = ((long) attempt << 32) | at.getNano();
+      chunk.nums[n + NEXT] = 0;
+      chunk.texts[t + TYPE] = type;
+      chunk.texts[t + DATA] = data;
     }
 
     void link(long from, long to) {
-      chunks.of(from).next[chunks.offset(from)] = to;
+      chunks.of(from).nums[chunks.offset(from) * NUMS + NEXT] = to;
+    }
+
+    /** {@code at}, or the time of event {@code seq} if that is later. */
+    Instant noEarlierThan(long seq, Instant at) {
+      Chunk chunk = chunks.of(seq);
+      int n = chunks.offset(seq) * NUMS;
+      long seconds = chunk.nums[n + AT_SECONDS];
+      int nanos = (int) chunk.nums[n + ATTEMPT_NANOS];
+      return seconds < at.getEpochSecond()
+          || (seconds == at.getEpochSecond() && nanos <= at.getNano())
+          ? at : Instant.ofEpochSecond(seconds, nanos);
     }
 
     /** The chain of events starting at {@code seq} (0: none), in write order. */
@@ -905,10 +923,13 @@ public final class InMemoryRunStore implements RunStore {
       List<RunEvent> out = new ArrayList<>(4);
       for (long s = seq; s != 0; ) {
         Chunk chunk = chunks.of(s);
-        int i = chunks.offset(s);
-        out.add(new RunEvent(s, chunk.runIds[i], chunk.attempts[i], chunk.types[i],
-            chunk.data[i], Instant.ofEpochSecond(chunk.atSeconds[i], chunk.atNanos[i])));
-        s = chunk.next[i];
+        int n = chunks.offset(s) * NUMS;
+        int t = chunks.offset(s) * TEXTS;
+        long attemptNanos = chunk.nums[n + ATTEMPT_NANOS];
+        out.add(new RunEvent(s, chunk.nums[n + RUN_ID], (int) (attemptNanos >>> 32),
+            chunk.texts[t + TYPE], chunk.texts[t + DATA],
+            Instant.ofEpochSecond(chunk.nums[n + AT_SECONDS], (int) attemptNanos)));
+        s = chunk.nums[n + NEXT];
       }
       return List.copyOf(out);
     }
@@ -917,10 +938,10 @@ public final class InMemoryRunStore implements RunStore {
     void forgetFrom(long seq) {
       for (long s = seq; s != 0; ) {
         Chunk chunk = chunks.of(s);
-        int i = chunks.offset(s);
-        chunk.types[i] = null;
-        chunk.data[i] = null;
-        long next = chunk.next[i];
+        int t = chunks.offset(s) * TEXTS;
+        chunk.texts[t + TYPE] = null;
+        chunk.texts[t + DATA] = null;
+        long next = chunk.nums[chunks.offset(s) * NUMS + NEXT];
         chunks.removed(s);
         s = next;
       }
