@@ -104,6 +104,28 @@ class InMemoryRunStoreTest {
     assertThat(store.stats().total().total()).isZero();
   }
 
+  /**
+   * A finish reads the clock before it takes the lock, so an event written meanwhile (here a
+   * cancel request, with the clock stepped back afterwards as a time adjustment would) may carry
+   * a later time than the finish read: the run still never ends before its last event.
+   */
+  @Test
+  void aFinishNeverEndsARunBeforeItsLastEvent() {
+    RunRecord r = store.insertAndClaim(NewRun.of(RunRequest.of("a", "in")), CLAIM);
+    Instant cancelledAt = now.plusSeconds(10);
+    now = cancelledAt;
+    store.cancel(r.id());
+    now = cancelledAt.minusSeconds(5);
+    RunRecord done = store.finish(Finish.unsuccessful(r.id(), 1, "w", RunStatus.CANCELLED,
+        "stopped", Usage.ZERO)).orElseThrow();
+    assertThat(done.finishedAt()).isEqualTo(cancelledAt);
+    List<RunEvent> events = store.events(r.id());
+    assertThat(events).extracting(RunEvent::type)
+        .containsExactly("queued", "started", "cancel_requested", "cancelled");
+    assertThat(events).extracting(RunEvent::at).isSorted();
+    assertThat(events.getLast().at()).isEqualTo(cancelledAt);
+  }
+
   @Test
   void everyWayARunEndsReadsBackAsTheRecordItEndedWith() {
     List<RunRecord> ended = new ArrayList<>();
