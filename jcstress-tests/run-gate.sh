@@ -36,6 +36,7 @@ required=(
   dev.agentrunner.jcstress.ScheduleFireUpdateTest
   dev.agentrunner.jcstress.ScheduleDoubleFireTest
   dev.agentrunner.jcstress.PermitsRaceTest
+  dev.agentrunner.jcstress.AgentStatsStripesTest
   dev.agentrunner.jcstress.twins.MaxIdReadBackTwinTest
   dev.agentrunner.jcstress.twins.UnconditionalClaimTwinTest
   dev.agentrunner.jcstress.twins.NullLockSerialGateTwinTest
@@ -43,6 +44,7 @@ required=(
   dev.agentrunner.jcstress.twins.NullLockFireUpdateTwinTest
   dev.agentrunner.jcstress.twins.NullLockDoubleFireTwinTest
   dev.agentrunner.jcstress.twins.CheckThenTakePermitsTwinTest
+  dev.agentrunner.jcstress.twins.StripeByStripeSumTwinTest
 )
 
 fail() {
