@@ -498,7 +498,7 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public List<RunEvent> events(long runId) {
     return locked(() -> {
-      return log.eventsFrom(runs.firstEvent(runId));
+      return log.eventsEndingAt(runs.lastEvent(runId));
     });
   }
 
@@ -523,7 +523,7 @@ public final class InMemoryRunStore implements RunStore {
         return true;
       });
       for (RunRecord run : old) {
-        log.forgetFrom(runs.firstEvent(run.id()));
+        log.forgetEndingAt(runs.lastEvent(run.id()));
         runs.remove(run.id());
         if (run.idempotencyKey() != null) {
           idempotencyKeys.remove(run.idempotencyKey());
@@ -631,12 +631,7 @@ public final class InMemoryRunStore implements RunStore {
 
   private void commit(Slot slot, int attempt, String type, String data, Instant at) {
     long seq = nextEventSeq++;
-    log.append(seq, slot.id, attempt, type, data, at);
-    if (slot.lastEvent == 0) {
-      slot.firstEvent = seq;
-    } else {
-      log.link(slot.lastEvent, seq);
-    }
+    log.append(seq, slot.id, attempt, type, data, at, slot.lastEvent);
     slot.lastEvent = seq;
     if (slot.run.isTerminal()) {
       runs.freeze(slot); // its last event: nothing changes an ended run again
@@ -733,8 +728,7 @@ public final class InMemoryRunStore implements RunStore {
     final long id;
     final int priority;
     RunRecord run;
-    /** Sequence numbers of the run's first and last events in the {@link EventLog}; 0: none. */
-    long firstEvent;
+    /** The sequence number of the run's last event in the {@link EventLog}; 0: none yet. */
     long lastEvent;
     /** Neighbours in the {@link RunningList} while RUNNING; null otherwise. */
     Slot previousRunning;
@@ -844,7 +838,8 @@ public final class InMemoryRunStore implements RunStore {
   /**
    * Every stored event, by sequence number: events are numbered 1, 2, 3, ... as they commit, so
    * event {@code seq} lives at index {@code seq - 1} of fixed-size chunks, its fields side by
-   * side in two arrays (numbers, strings), and a run's events form a chain through {@code NEXT}. No object per
+   * side in two arrays (numbers, strings), and a run's events form a chain back from its last
+   * through {@code PREVIOUS}, so that an append writes nothing but the new event. No object per
    * event: a store holding a million runs holds no three million event objects for the
    * collector to trace. Events are built as {@link RunEvent} values only when read. A chunk
    * whose every event belongs to purged runs is dropped. Guarded by the store's lock.
@@ -861,8 +856,8 @@ public final class InMemoryRunStore implements RunStore {
     private static final int AT_SECONDS = 1;
     /** The attempt in the high half, the nanoseconds of its time in the low half. */
     private static final int ATTEMPT_NANOS = 2;
-    /** The sequence number of the same run's next event; 0 for its last. */
-    private static final int NEXT = 3;
+    /** The sequence number of the same run's previous event; 0 for its first. */
+    private static final int PREVIOUS = 3;
     private static final int TEXTS = 2;
     private static final int TYPE = 0;
     private static final int DATA = 1;
@@ -891,20 +886,17 @@ public final class InMemoryRunStore implements RunStore {
 
     private final ChunkList<Chunk> chunks = new ChunkList<>(CHUNK_BITS, Chunk::new);
 
-    void append(long seq, long runId, int attempt, String type, String data, Instant at) {
+    void append(long seq, long runId, int attempt, String type, String data, Instant at,
+        long previous) {
       Chunk chunk = chunks.add(seq);
       int n = chunks.offset(seq) * NUMS;
       int t = chunks.offset(seq) * TEXTS;
       chunk.nums[n + RUN_ID] = runId;
       chunk.nums[n + AT_SECONDS] = at.getEpochSecond();
       chunk.nums[n + ATTEMPT_NANOS] = ((long) attempt << 32) | at.getNano();
-      chunk.nums[n + NEXT] = 0;
+      chunk.nums[n + PREVIOUS] = previous;
       chunk.texts[t + TYPE] = type;
       chunk.texts[t + DATA] = data;
-    }
-
-    void link(long from, long to) {
-      chunks.of(from).nums[chunks.offset(from) * NUMS + NEXT] = to;
     }
 
     /** {@code at}, or the time of event {@code seq} if that is later. */
@@ -918,8 +910,8 @@ public final class InMemoryRunStore implements RunStore {
           ? at : Instant.ofEpochSecond(seconds, nanos);
     }
 
-    /** The chain of events starting at {@code seq} (0: none), in write order. */
-    List<RunEvent> eventsFrom(long seq) {
+    /** The chain of events ending at {@code seq} (0: none), in write order. */
+    List<RunEvent> eventsEndingAt(long seq) {
       List<RunEvent> out = new ArrayList<>(4);
       for (long s = seq; s != 0; ) {
         Chunk chunk = chunks.of(s);
@@ -929,21 +921,21 @@ public final class InMemoryRunStore implements RunStore {
         out.add(new RunEvent(s, chunk.nums[n + RUN_ID], (int) (attemptNanos >>> 32),
             chunk.texts[t + TYPE], chunk.texts[t + DATA],
             Instant.ofEpochSecond(chunk.nums[n + AT_SECONDS], (int) attemptNanos)));
-        s = chunk.nums[n + NEXT];
+        s = chunk.nums[n + PREVIOUS];
       }
-      return List.copyOf(out);
+      return List.copyOf(out.reversed());
     }
 
     /** Forgets the chain of a purged run's events; chunks left empty are released. */
-    void forgetFrom(long seq) {
+    void forgetEndingAt(long seq) {
       for (long s = seq; s != 0; ) {
         Chunk chunk = chunks.of(s);
         int t = chunks.offset(s) * TEXTS;
         chunk.texts[t + TYPE] = null;
         chunk.texts[t + DATA] = null;
-        long next = chunk.nums[chunks.offset(s) * NUMS + NEXT];
+        long previous = chunk.nums[chunks.offset(s) * NUMS + PREVIOUS];
         chunks.removed(s);
-        s = next;
+        s = previous;
       }
     }
   }
@@ -1070,7 +1062,7 @@ public final class InMemoryRunStore implements RunStore {
     private static final int NOT_BEFORE_S = 1;
     private static final int STARTED_S = 2;
     private static final int FINISHED_S = 3;
-    private static final int FIRST_EVENT = 4;
+    private static final int LAST_EVENT = 4;
     private static final int INTS = 8;
     private static final int CREATED_N = 0;
     private static final int NOT_BEFORE_N = 1;
@@ -1139,7 +1131,7 @@ public final class InMemoryRunStore implements RunStore {
             (String) refs[r + OWNER], null, false, (Usage) refs[r + USAGE]);
       }
 
-      void freeze(int i, RunRecord run, long firstEvent) {
+      void freeze(int i, RunRecord run, long lastEvent) {
         int l = i * LONGS;
         int n = i * INTS;
         int r = i * REFS;
@@ -1147,7 +1139,7 @@ public final class InMemoryRunStore implements RunStore {
         put(run.notBefore(), l + NOT_BEFORE_S, n + NOT_BEFORE_N);
         put(run.startedAt(), l + STARTED_S, n + STARTED_N);
         put(run.finishedAt(), l + FINISHED_S, n + FINISHED_N);
-        longs[l + FIRST_EVENT] = firstEvent;
+        longs[l + LAST_EVENT] = lastEvent;
         ints[n + PRIORITY] = run.priority();
         ints[n + ATTEMPT] = run.attempt();
         ints[n + MAX_ATTEMPTS] = run.maxAttempts();
@@ -1223,22 +1215,22 @@ public final class InMemoryRunStore implements RunStore {
     }
 
     /** The sequence number of the run's first event; 0 if it has none or is unknown. */
-    long firstEvent(long id) {
+    long lastEvent(long id) {
       Chunk chunk = chunks.of(id);
       int i = chunks.offset(id);
       if (chunk == null || i >= chunk.slots.length) {
         return 0;
       }
       Slot slot = chunk.slots[i];
-      return slot != null ? slot.firstEvent
-          : chunk.frozen(i) ? chunk.longs[i * LONGS + FIRST_EVENT] : 0;
+      return slot != null ? slot.lastEvent
+          : chunk.frozen(i) ? chunk.longs[i * LONGS + LAST_EVENT] : 0;
     }
 
     /** Moves an ended run out of its slot, which nothing may use afterwards. */
     void freeze(Slot slot) {
       RunRecord run = slot.run;
       if (run.leaseUntil() == null && !run.cancelRequested()) { // (never set on an ended run)
-        chunks.of(slot.id).freeze(chunks.offset(slot.id), run, slot.firstEvent);
+        chunks.of(slot.id).freeze(chunks.offset(slot.id), run, slot.lastEvent);
       }
     }
 
