@@ -105,6 +105,103 @@ class InMemoryRunStoreTest {
   }
 
   /**
+   * Runs live in stripes, and a run started at its insert and then finished takes only its
+   * stripe's lock: threads doing that race threads that queue runs, claim them, finish them and
+   * read the stats (which take every stripe's lock). Afterwards every run was claimed exactly
+   * once, has exactly its three events in order, reads back as it ended, and every snapshot of
+   * the stats taken meanwhile added up.
+   */
+  @Test
+  void stripedRunsStartedAtInsertRaceQueuedOnesWithoutLoss() throws Exception {
+    InMemoryRunStore shared = InMemoryRunStore.create();
+    ClaimRequest claim = new ClaimRequest("w", Map.of("a", 100), 100, Duration.ofMinutes(1));
+    int threads = 6;
+    int perThread = 10_000;
+    java.util.concurrent.ConcurrentLinkedQueue<String> problems =
+        new java.util.concurrent.ConcurrentLinkedQueue<>();
+    java.util.concurrent.ConcurrentHashMap<Long, String> claimedBy =
+        new java.util.concurrent.ConcurrentHashMap<>();
+    java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(threads);
+    List<Thread> workers = new ArrayList<>();
+    for (int t = 0; t < threads; t++) {
+      int me = t;
+      workers.add(Thread.ofPlatform().start(() -> {
+        try {
+          start.await();
+          for (int i = 0; i < perThread; i++) {
+            List<RunRecord> mine = new ArrayList<>();
+            if (me % 3 == 2 && i % 4 == 0) {
+              shared.insert(NewRun.of(RunRequest.of("a", "q-" + me + "-" + i)));
+              mine.addAll(shared.claim(claim));
+            } else {
+              RunRecord r = shared.insertAndClaim(NewRun.of(RunRequest.of("a", "s-" + me + "-" + i)),
+                  CLAIM);
+              if (r.status() == RunStatus.RUNNING) {
+                mine.add(r);
+              }
+            }
+            for (RunRecord r : mine) {
+              if (claimedBy.putIfAbsent(r.id(), "t" + me) != null) {
+                problems.add("run " + r.id() + " claimed twice");
+              }
+              if (shared.finish(Finish.succeeded(r.id(), r.attempt(), r.owner(), "out", Usage.ZERO))
+                  .isEmpty()) {
+                problems.add("finish of run " + r.id() + " refused");
+              }
+            }
+            if (i % 100 == 0) {
+              dev.agentrunner.AgentStats s = shared.stats().agent("a");
+              if (s.queued() < 0 || s.running() < 0) {
+                problems.add("torn stats " + s);
+              }
+            }
+          }
+        } catch (Exception e) {
+          problems.add(e.toString());
+        }
+      }));
+    }
+    for (Thread w : workers) {
+      w.join();
+    }
+    // Runs still queued (a claim found none free or raced another) are claimed and finished now.
+    for (List<RunRecord> left = shared.claim(claim); !left.isEmpty(); left = shared.claim(claim)) {
+      for (RunRecord r : left) {
+        if (claimedBy.putIfAbsent(r.id(), "end") != null) {
+          problems.add("run " + r.id() + " claimed twice");
+        }
+        shared.finish(Finish.succeeded(r.id(), r.attempt(), r.owner(), "out", Usage.ZERO));
+      }
+    }
+    assertThat(problems).as("problems").isEmpty();
+    int runs = threads * perThread;
+    assertThat(shared.stats().agent("a").succeeded()).isEqualTo(runs);
+    assertThat(shared.stats().total().total()).isEqualTo(runs);
+    List<RunRecord> all = new ArrayList<>();
+    RunQuery page = RunQuery.all().limit(RunQuery.MAX_LIMIT);
+    while (true) {
+      dev.agentrunner.Page<RunRecord> p = shared.query(page);
+      all.addAll(p.items());
+      if (p.nextCursor().isEmpty()) {
+        break;
+      }
+      page = page.after(p.nextCursor().get());
+    }
+    assertThat(all).hasSize(runs);
+    assertThat(all).extracting(RunRecord::id).doesNotHaveDuplicates()
+        .isSortedAccordingTo(java.util.Comparator.reverseOrder());
+    for (RunRecord r : all) {
+      assertThat(r.status()).isEqualTo(RunStatus.SUCCEEDED);
+      assertThat(claimedBy).containsKey(r.id());
+      List<RunEvent> events = shared.events(r.id());
+      assertThat(events).extracting(RunEvent::type)
+          .containsExactly("queued", "started", "succeeded");
+      assertThat(events).extracting(RunEvent::runId).containsOnly(r.id());
+      assertThat(events).extracting(RunEvent::seq).isSorted().doesNotHaveDuplicates();
+    }
+  }
+
+  /**
    * A finish reads the clock before it takes the lock, so an event written meanwhile (here a
    * cancel request, with the clock stepped back afterwards as a time adjustment would) may carry
    * a later time than the finish read: the run still never ends before its last event.
