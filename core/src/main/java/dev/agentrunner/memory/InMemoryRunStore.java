@@ -168,12 +168,13 @@ public final class InMemoryRunStore implements RunStore {
     Objects.requireNonNull(run, "run");
     Objects.requireNonNull(claim, "claim");
     Instant now = clock.instant();
+    long id = 0;
     if (!hooked && run.request().idempotencyKey() == null && run.request().serialKey() == null
         && (run.notBefore() == null || !run.notBefore().isAfter(now))
         && claim.quotas().containsKey(run.agent())) {
       // The common case touches nothing shared but the ids: its stripe's lock is enough while
       // no run waits in the queue (the queue only changes while every stripe's lock is held).
-      long id = nextRunId.getAndIncrement();
+      id = nextRunId.getAndIncrement();
       Stripe stripe = stripeOf(id);
       acquireOpen(stripe.lock);
       try {
@@ -183,16 +184,11 @@ public final class InMemoryRunStore implements RunStore {
       } finally {
         stripe.lock.unlock();
       }
-      lockAllOpen(); // runs wait: whether one of them comes first needs them all held
-      try {
-        return insertLocked(run, claim, now, id);
-      } finally {
-        unlockAll();
-      }
+      // Runs wait: whether one of them comes first needs every stripe held. The id is kept.
     }
     lockAllOpen();
     try {
-      return insertLocked(run, claim, now, 0);
+      return insertLocked(run, claim, now, id);
     } finally {
       unlockAll();
     }
@@ -554,27 +550,21 @@ public final class InMemoryRunStore implements RunStore {
   public Optional<RunEvent> appendEvent(long runId, int attempt, String type, String data) {
     Objects.requireNonNull(type, "type");
     Objects.requireNonNull(data, "data");
-    if (hooked) {
-      return locked(() -> {
-        Slot slot = stripeOf(runId).runs.active(runId);
-        if (!isRunning(slot, attempt)) {
-          return Optional.empty();
-        }
-        RunEvent event = event(runId, attempt, type, data, clock.instant(), 0);
-        beforeEventWrite.accept(event);
-        commit(slot, event);
-        return Optional.of(event);
-      });
-    }
-    return inStripe(runId, stripe -> {
+    // The run's stripe is enough, unless a hook must see the event's number before it is
+    // taken: only with every stripe held is the next number known.
+    java.util.function.Function<Stripe, Optional<RunEvent>> append = stripe -> {
       Slot slot = stripe.runs.active(runId);
       if (!isRunning(slot, attempt)) {
         return Optional.empty();
       }
       Instant at = clock.instant();
+      if (hooked) {
+        beforeEventWrite.accept(event(runId, attempt, type, data, at, 0));
+      }
       long seq = commit(slot, attempt, type, data, at);
       return Optional.of(new RunEvent(seq, runId, attempt, type, data, at));
-    });
+    };
+    return hooked ? locked(() -> append.apply(stripeOf(runId))) : inStripe(runId, append);
   }
 
   private static boolean isRunning(Slot slot, int attempt) {
@@ -706,9 +696,7 @@ public final class InMemoryRunStore implements RunStore {
 
   @Override
   public void close() {
-    for (Stripe stripe : stripes) {
-      stripe.lock.lock();
-    }
+    lockAll();
     try {
       closed = true;
     } finally {
@@ -745,12 +733,16 @@ public final class InMemoryRunStore implements RunStore {
    * the store is closed.
    */
   private void lockAllOpen() {
-    for (Stripe stripe : stripes) {
-      acquire(stripe.lock);
-    }
+    lockAll();
     if (closed) {
       unlockAll();
       throw new StoreException("in-memory run store is closed");
+    }
+  }
+
+  private void lockAll() {
+    for (Stripe stripe : stripes) {
+      acquire(stripe.lock);
     }
   }
 
