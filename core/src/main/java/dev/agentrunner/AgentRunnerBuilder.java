@@ -30,6 +30,9 @@ public final class AgentRunnerBuilder {
   /** The default maximum input size: 1 MiB of UTF-8. */
   public static final int DEFAULT_MAX_INPUT_BYTES = 1 << 20;
 
+  /** The largest {@link #maxConcurrency}: 2<sup>30</sup>. */
+  public static final int MAX_CONCURRENCY = 1 << 30;
+
   private RunStore store;
   private Clock clock = Clock.systemUTC();
   private final Map<String, RunnerConfig.AgentRegistration> agents = new LinkedHashMap<>();
@@ -90,9 +93,20 @@ public final class AgentRunnerBuilder {
     return this;
   }
 
-  /** At most this many runs execute at once in this runner (default 256). */
+  /**
+   * At most this many runs execute at once in this runner (default 256, at most
+   * {@value #MAX_CONCURRENCY}). A run counts from its claim until its agent returns; while its
+   * outcome is being written to the store the next run may take its place, so the runner holds at
+   * most twice this many runs RUNNING in the store: up to this many executing, the others waiting
+   * for their outcome's write.
+   */
   public AgentRunnerBuilder maxConcurrency(int maxConcurrency) {
-    this.maxConcurrency = Checks.positive(maxConcurrency, "maxConcurrency");
+    Checks.positive(maxConcurrency, "maxConcurrency");
+    if (maxConcurrency > MAX_CONCURRENCY) {
+      throw new IllegalArgumentException("maxConcurrency must be at most " + MAX_CONCURRENCY
+          + ", was " + maxConcurrency);
+    }
+    this.maxConcurrency = maxConcurrency;
     return this;
   }
 

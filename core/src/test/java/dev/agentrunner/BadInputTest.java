@@ -87,12 +87,14 @@ class BadInputTest {
   }
 
   @Test
-  void negativeOrZeroLimitsAndDurationsAreRefused() {
+  void negativeZeroOrTooLargeLimitsAndDurationsAreRefused() {
     AgentRunnerBuilder b = AgentRunner.builder();
     assertThatThrownBy(() -> b.maxConcurrency(0))
         .hasMessage("maxConcurrency must be positive, was 0");
     assertThatThrownBy(() -> b.maxConcurrency(-3))
         .hasMessage("maxConcurrency must be positive, was -3");
+    assertThatThrownBy(() -> b.maxConcurrency(AgentRunnerBuilder.MAX_CONCURRENCY + 1))
+        .hasMessage("maxConcurrency must be at most 1073741824, was 1073741825");
     assertThatThrownBy(() -> b.maxInputBytes(-1))
         .hasMessage("maxInputBytes must be positive, was -1");
     assertThatThrownBy(() -> b.pollInterval(Duration.ofMillis(-5)))

@@ -2,16 +2,25 @@ package dev.agentrunner;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.agentrunner.memory.InMemoryRunStore;
+import dev.agentrunner.spi.Finish;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** The global and per-agent concurrency limits are never exceeded, measured inside the agents. */
+/**
+ * The global and per-agent concurrency limits are never exceeded, measured inside the agents; a
+ * run's permits come back when its agent returns, and the runner holds at most twice its limit
+ * in the store.
+ */
 class RunnerLimitsTest {
 
   private final AtomicInteger executingNow = new AtomicInteger();
@@ -99,5 +108,73 @@ class RunnerLimitsTest {
     }
     assertThat(maxExecuting.get()).isBetween(1, 4);
     assertThat(perAgentMax.get("two").get()).isBetween(1, 2);
+  }
+
+  /**
+   * With every outcome's write held up, a runner limited to 2 starts 2 more runs in the places of
+   * 2 whose agents returned (their outcomes still being written), and no fifth: 4 runs RUNNING
+   * in the store is twice the limit.
+   */
+  @Test
+  @Timeout(60)
+  void aRunStartsWhileAnOutcomeIsWrittenButTheRunnerHoldsAtMostTwiceItsLimit()
+      throws InterruptedException {
+    InMemoryRunStore memory = InMemoryRunStore.create();
+    CountDownLatch writesMayGo = new CountDownLatch(1);
+    AtomicInteger writesWaiting = new AtomicInteger();
+    ForwardingRunStore slowWrites = new ForwardingRunStore(memory) {
+      @Override
+      public Optional<RunRecord> finish(Finish finish) {
+        writesWaiting.incrementAndGet();
+        try {
+          writesMayGo.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        return super.finish(finish);
+      }
+    };
+    AtomicInteger started = new AtomicInteger();
+    try (AgentRunner runner = AgentRunner.builder().store(slowWrites).maxConcurrency(2)
+        .pollInterval(Duration.ofMillis(10))
+        .agent("quick", ctx -> {
+          started.incrementAndGet();
+          return AgentResult.of("ok");
+        })
+        .build()) {
+      List<RunHandle> handles = new ArrayList<>();
+      try {
+        for (int i = 0; i < 2; i++) {
+          handles.add(runner.submit(RunRequest.of("quick", "first" + i)));
+        }
+        awaitCount(writesWaiting::get, 2);
+        for (int i = 0; i < 2; i++) {
+          handles.add(runner.submit(RunRequest.of("quick", "second" + i)));
+        }
+        awaitCount(writesWaiting::get, 4); // red if a permit came back only with its write
+        handles.add(runner.submit(RunRequest.of("quick", "fifth")));
+        Thread.sleep(200); // twenty polls of the dispatcher, any of which could claim it
+        assertThat(started.get()).as("agents started with 4 runs held").isEqualTo(4);
+        assertThat(runner.get(handles.get(4).id()).orElseThrow().status())
+            .isEqualTo(RunStatus.QUEUED);
+      } finally {
+        writesMayGo.countDown();
+      }
+      for (RunHandle h : handles) {
+        assertThat(h.await(Duration.ofSeconds(30)).status()).isEqualTo(RunStatus.SUCCEEDED);
+      }
+      assertThat(started.get()).isEqualTo(5);
+    }
+    memory.close();
+  }
+
+  private static void awaitCount(IntSupplier count, int expected) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+    while (count.getAsInt() < expected) {
+      assertThat(System.nanoTime() - deadline).as("waiting for %d, at %d", expected,
+          count.getAsInt()).isNegative();
+      Thread.sleep(2);
+    }
+    assertThat(count.getAsInt()).isEqualTo(expected);
   }
 }

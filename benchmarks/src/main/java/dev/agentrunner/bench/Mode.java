@@ -20,24 +20,26 @@ import java.time.Duration;
  * @param scaleRuns how many concurrent sleeping runs the scale figure starts
  * @param jmhIterations measurement iterations per JMH benchmark (one fork, 1 s each)
  * @param pgRuns how many queued runs one PostgreSQL throughput round drains (figure 5a)
- * @param pgWarmupRuns how many runs the engine drains before figure 5a's first round: the
- *     worker JVMs' JIT compilers are still busy long after the first few thousand
+ * @param pgWarmupRuns how many runs the engine drains alone at the start of figure 5a's warm-up
+ * @param pgWarmupCycles how many cycles of figure 5a's rounds (engine, raw) follow, uncounted,
+ *     before the measured ones: the worker JVMs' JIT compilers stay busy until both sides have
+ *     taken turns a few times
  * @param pgRounds interleaved engine/raw rounds of figure 5a
  * @param pgLatencyMeasure how long the recorded offered load of figure 5b lasts, per side
  */
 record Mode(String name, int rounds, int engineRounds, Duration engineRound, Duration sqliteRound,
     Duration latencyWarmup, Duration latencyMeasure, int scaleRuns, int jmhIterations,
-    int pgRuns, int pgWarmupRuns, int pgRounds, Duration pgLatencyMeasure) {
+    int pgRuns, int pgWarmupRuns, int pgWarmupCycles, int pgRounds, Duration pgLatencyMeasure) {
 
   static Mode quick() {
     return new Mode("quick", 5, 10, Duration.ofMillis(500), Duration.ofMillis(1500),
         Duration.ofSeconds(2), Duration.ofSeconds(10), 100_000, 3,
-        20_000, 240_000, 3, Duration.ofSeconds(8));
+        20_000, 20_000, 6, 3, Duration.ofSeconds(8));
   }
 
   static Mode full() {
     return new Mode("full", 9, 18, Duration.ofSeconds(2), Duration.ofSeconds(6),
         Duration.ofSeconds(10), Duration.ofSeconds(60), 100_000, 10,
-        50_000, 300_000, 7, Duration.ofSeconds(60));
+        50_000, 100_000, 4, 7, Duration.ofSeconds(60));
   }
 }

@@ -60,7 +60,9 @@ import org.slf4j.LoggerFactory;
  * run (no free permit, another run ahead of it in claim order, a retry, work of other
  * processes) is claimed in batches by the dispatcher thread. Both take their permits by
  * compare-and-set before they ask the store (see {@link Permits}), so the global and per-agent
- * limits cannot be overshot by a race between starters. The dispatcher claims only when there
+ * limits cannot be overshot by a race between starters. A run gives its permits back when its
+ * agent returns and its place in the store once its outcome is written, so claims go on while
+ * outcomes are written, and the runner holds at most twice its limit in the store. The dispatcher claims only when there
  * may be something to claim: a run went to the queue, another process may have added one, a
  * retry fell due, or its last claim was cut short by the permits (see {@link #workSignals}).
  * A timer thread sends heartbeats, enforces timeouts and abandons agents that ignore interrupts.
@@ -498,7 +500,7 @@ public final class Engine implements AgentRunner {
     int target = Math.max(1, Math.min(config.maxConcurrency(), MAX_CLAIM) / 2);
     long until = System.nanoTime() + GATHER_NANOS;
     long left;
-    while (permits.globalFree() < target && state == State.OPEN
+    while (permits.claimable() < target && state == State.OPEN
         && (left = until - System.nanoTime()) > 0) {
       wake.tryAcquire(left, TimeUnit.NANOSECONDS); // a finish releases it
     }
@@ -578,6 +580,10 @@ public final class Engine implements AgentRunner {
   /** Called exactly once per execution, from whichever thread ended it. */
   void ended(Execution execution, Finish finish) {
     RunRecord run = execution.run();
+    // The agent is done with its permits: the next run may start while this outcome is written
+    // (on a SQL store in a batch with others, after which their runs' places come back at once;
+    // holding the permits until then would halve every claim). The run keeps its place.
+    permits.executionEnded(run.agent());
     Optional<RunRecord> after = Optional.empty();
     try {
       after = store.finish(finish);
@@ -596,11 +602,11 @@ public final class Engine implements AgentRunner {
         after.isPresent() ? finish.status() : RunStatus.QUEUED,
         after.isPresent() ? finish.usage() : Usage.ZERO);
     executing.remove(execution.key());
-    permits.giveOne(run.agent());
+    permits.outcomeStored();
     if (run.serialKey() != null) {
       signalWork(); // the next run of its key may be claimable now
     } else if (workSignals.get() != exhaustedAt) {
-      wakeDispatcher(); // runs may be waiting for the permit just freed
+      wakeDispatcher(); // runs may be waiting for the permits and the place just freed
     }
     if (finish.status() == RunStatus.QUEUED && after.isPresent()) {
       signalWorkAt(finish.retryAt());

@@ -1,19 +1,32 @@
 package dev.agentrunner.internal;
 
+import dev.agentrunner.AgentRunnerBuilder;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The runner's concurrency limits as counters of permits held: one global pool and one pool per
- * agent. A run holds one permit of each from before its claim until it ends. Permits are taken
- * by compare-and-set before the store is asked for runs (by a submit that may start its run at
- * once, or by the dispatcher for a batch), so two takers can never both get the last permit and
- * the limits hold without a lock; whatever a claim did not use is given back right after it.
+ * agent. A run holds one permit of each from before its claim until its agent returns. Permits
+ * are taken by compare-and-set before the store is asked for runs (by a submit that may start its
+ * run at once, or by the dispatcher for a batch), so two takers can never both get the last
+ * permit and the limits hold without a lock; whatever a claim did not use is given back right
+ * after it.
+ *
+ * <p>With its global permit a run also takes a place: the runner holds it in the store (claimed,
+ * RUNNING) until its outcome is stored. The agent's permits go back as soon as it returns
+ * ({@link #executionEnded}), so the next claim need not wait for the outcome's write, which on a
+ * SQL store is a batch of finishes in one transaction; the place goes back once the write is done
+ * ({@link #outcomeStored}). There are twice as many places as global permits: the runner holds at
+ * most {@code 2 × limit} runs in the store, {@code limit} of them executing and the rest being
+ * written.
  *
  * <p>An agent whose limit is at least the global one is not counted at all: a run holds a global
  * permit before it takes its agent's, so that agent's count could never reach its limit, and
  * skipping it spares every run two writes to a counter all starting and ending threads share.
+ * For the same reason the global permits and the places are one {@code long} (permits in the low
+ * half, places in the high): taking both is one compare-and-set.
  *
  * <p>Public only for the jcstress harness {@code PermitsRaceTest}; not part of the API (this
  * package is not exported).
@@ -22,7 +35,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class Permits {
   private final int globalLimit;
-  private final AtomicInteger global = new AtomicInteger();
+  private final int placeLimit;
+  /** Global permits held (low 32 bits) and places held (high 32 bits). */
+  private final AtomicLong global = new AtomicLong();
   private final Map<String, Pool> agents;
 
   /** One agent's limit and the permits its runs hold. */
@@ -33,29 +48,47 @@ public final class Permits {
 
   /** Pools with these limits, all permits free. */
   public Permits(int globalLimit, Map<String, Integer> agentLimits) {
+    if (globalLimit <= 0 || globalLimit > AgentRunnerBuilder.MAX_CONCURRENCY) {
+      throw new IllegalArgumentException("globalLimit must be in 1.."
+          + AgentRunnerBuilder.MAX_CONCURRENCY + ", was " + globalLimit);
+    }
     this.globalLimit = globalLimit;
+    this.placeLimit = 2 * globalLimit;
     Map<String, Pool> pools = new HashMap<>();
     agentLimits.forEach((agent, limit) -> pools.put(agent,
         limit >= globalLimit ? UNBOUNDED : new Pool(limit, new AtomicInteger())));
     this.agents = Map.copyOf(pools);
   }
 
-  /** Takes one global permit and one of {@code agent}'s, or neither; true if taken. */
+  /**
+   * Takes one global permit with its place and one of {@code agent}'s permits, or none; true if
+   * taken.
+   */
   public boolean tryTakeOne(String agent) {
-    if (takeUpTo(global, globalLimit, 1) == 0) {
+    if (takeGlobal(1) == 0) {
       return false;
     }
     Pool pool = agents.get(agent);
     if (pool != UNBOUNDED && takeUpTo(pool.held(), pool.limit(), 1) == 0) {
-      global.decrementAndGet();
+      giveGlobal(1);
       return false;
     }
     return true;
   }
 
-  /** Takes up to {@code wanted} global permits; returns how many it took. */
+  /** Takes up to {@code wanted} global permits, each with a place; returns how many it took. */
   int takeGlobal(int wanted) {
-    return takeUpTo(global, globalLimit, wanted);
+    while (true) {
+      long now = global.get();
+      int take = Math.min(wanted,
+          Math.min(globalLimit - permitsIn(now), placeLimit - placesIn(now)));
+      if (take <= 0) {
+        return 0;
+      }
+      if (global.compareAndSet(now, now + both(take))) {
+        return take;
+      }
+    }
   }
 
   /** Takes up to {@code wanted} of {@code agent}'s permits; returns how many it took. */
@@ -64,9 +97,10 @@ public final class Permits {
     return pool == UNBOUNDED ? wanted : takeUpTo(pool.held(), pool.limit(), wanted);
   }
 
+  /** Gives back {@code n} global permits with their places (taken and not used). */
   void giveGlobal(int n) {
     if (n > 0) {
-      global.addAndGet(-n);
+      global.addAndGet(-both(n));
     }
   }
 
@@ -77,10 +111,22 @@ public final class Permits {
     }
   }
 
-  /** Gives back the pair of permits one run held. */
+  /** Gives back the permits and the place of a run that did not start, or whose end is stored. */
   void giveOne(String agent) {
     giveAgent(agent, 1);
     giveGlobal(1);
+  }
+
+  /** A run's agent returned: gives back its permits; it keeps its place until {@link
+   * #outcomeStored}. */
+  void executionEnded(String agent) {
+    giveAgent(agent, 1);
+    global.decrementAndGet();
+  }
+
+  /** Gives back the place of a run whose permits {@link #executionEnded} gave back. */
+  void outcomeStored() {
+    global.addAndGet(-(1L << 32));
   }
 
   /** {@code agent}'s permits free at this moment (a hint: another taker may get them first). */
@@ -91,7 +137,29 @@ public final class Permits {
 
   /** Global permits free at this moment (a hint: another taker may get them first). */
   public int globalFree() {
-    return globalLimit - global.get();
+    return globalLimit - permitsIn(global.get());
+  }
+
+  /**
+   * How many runs could be claimed at this moment: global permits free, and no more than places
+   * free (a hint, like {@link #globalFree}).
+   */
+  int claimable() {
+    long now = global.get();
+    return Math.min(globalLimit - permitsIn(now), placeLimit - placesIn(now));
+  }
+
+  private static int permitsIn(long held) {
+    return (int) held;
+  }
+
+  private static int placesIn(long held) {
+    return (int) (held >>> 32);
+  }
+
+  /** {@code n} permits and {@code n} places, as one addend of {@link #global}. */
+  private static long both(int n) {
+    return ((long) n << 32) + n;
   }
 
   private static int takeUpTo(AtomicInteger held, int limit, int wanted) {

@@ -43,4 +43,38 @@ class PermitsTest {
     assertThat(permits.globalFree()).isEqualTo(2);
     assertThat(permits.agentFree("big")).isEqualTo(2);
   }
+
+  @Test
+  void aRunKeepsItsPlaceUntilItsOutcomeIsStoredAndThePlacesAreTwiceTheLimit() {
+    Permits permits = new Permits(1, Map.of("a", 1));
+    assertThat(permits.tryTakeOne("a")).isTrue();
+    permits.executionEnded("a");
+    assertThat(permits.globalFree()).isEqualTo(1);
+    assertThat(permits.agentFree("a")).isEqualTo(1);
+    assertThat(permits.claimable()).as("one place of two held").isEqualTo(1);
+    assertThat(permits.tryTakeOne("a")).as("a second run takes the free permit").isTrue();
+    permits.executionEnded("a");
+    assertThat(permits.claimable()).as("both places held by outcomes being written").isZero();
+    assertThat(permits.tryTakeOne("a")).isFalse();
+    assertThat(permits.takeGlobal(3)).isZero();
+    assertThat(permits.agentFree("a")).as("the refused takes gave back what they took")
+        .isEqualTo(1);
+    permits.outcomeStored();
+    assertThat(permits.claimable()).isEqualTo(1);
+    assertThat(permits.takeGlobal(3)).as("one permit, with the one free place").isEqualTo(1);
+    permits.giveGlobal(1);
+    permits.outcomeStored();
+    assertThat(permits.claimable()).isEqualTo(1);
+    assertThat(permits.takeGlobal(3)).isEqualTo(1);
+    permits.giveGlobal(1);
+    assertThat(permits.globalFree()).isEqualTo(1);
+    assertThat(permits.claimable()).isEqualTo(1);
+  }
+
+  @Test
+  void aLimitBeyondTheLargestIsRefused() {
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> new Permits((1 << 30) + 1, Map.of()))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("globalLimit must be in 1..1073741824, was 1073741825");
+  }
 }
