@@ -34,13 +34,25 @@ import java.util.concurrent.locks.ReentrantLock;
  * one per transaction. So each caller still gets its own result or its own error. A result is
  * handed out only after its transaction committed.
  *
- * <p>There is no waiting to fill a batch: while one batch commits, the next one gathers, so a
- * lone write commits at once and a crowd of writes shares fsyncs.
+ * <p>While one batch commits, the next one gathers, so a lone write commits at once and a
+ * crowd of writes shares fsyncs. A crowd whose members wait for their commits comes back only
+ * in part while the writer is already taking the next batch, and the batches then carry about
+ * half the crowd each, one fsync per half. So once the last transaction carried at least
+ * {@link #CROWD} operations, the writer waits up to {@link #GATHER_NANOS} for as many to be
+ * queued before it begins. Measured with eight submitting threads on {@code synchronous=FULL}
+ * (benchmark figure 2): 4.5 runs per commit without the wait, 7.8 with it, and about 10 % more
+ * runs per second on that machine's disk.
  *
  * <p>Thread-safety: {@link #submit} may be called from any thread; everything else belongs to
  * the writer thread.
  */
 final class Writer implements AutoCloseable {
+
+  /** The smallest last batch after which the writer gathers the next (see the class comment). */
+  static final int CROWD = 4;
+
+  /** The longest the writer waits to gather a batch: less than one fsync takes on a fast disk. */
+  static final long GATHER_NANOS = 100_000;
 
   /**
    * A unit of work run inside the writer's transaction. It may run more than once (a batch
@@ -150,6 +162,8 @@ final class Writer implements AutoCloseable {
   // Guarded by lock.
   private final ArrayDeque<Pending<?>> queue = new ArrayDeque<>();
   private boolean closing;
+  /** How many operations the last transaction carried; written by the writer thread only. */
+  private int previousBatch;
 
   // Counters for tests and diagnostics.
   private final AtomicLong commits = new AtomicLong();
@@ -282,9 +296,26 @@ final class Writer implements AutoCloseable {
         }
         workArrived.awaitUninterruptibly();
       }
+      // A crowd: gather, for a moment, as many as the last transaction carried (see the class
+      // comment). A lone writer, or a few, commit at once.
+      int want = previousBatch >= CROWD ? Math.min(maxBatchSize, previousBatch) : 0;
+      long deadline = System.nanoTime() + GATHER_NANOS;
+      while (queue.size() < want && !closing) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          break;
+        }
+        try {
+          workArrived.awaitNanos(left);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
       while (!queue.isEmpty() && batch.size() < maxBatchSize) {
         batch.add(queue.poll());
       }
+      previousBatch = batch.size();
       return true;
     } finally {
       lock.unlock();
