@@ -36,6 +36,7 @@ required=(
   dev.agentrunner.jcstress.ScheduleFireUpdateTest
   dev.agentrunner.jcstress.ScheduleDoubleFireTest
   dev.agentrunner.jcstress.PermitsRaceTest
+  dev.agentrunner.jcstress.PermitPlacesRaceTest
   dev.agentrunner.jcstress.AgentStatsStripesTest
   dev.agentrunner.jcstress.twins.MaxIdReadBackTwinTest
   dev.agentrunner.jcstress.twins.UnconditionalClaimTwinTest
@@ -44,6 +45,7 @@ required=(
   dev.agentrunner.jcstress.twins.NullLockFireUpdateTwinTest
   dev.agentrunner.jcstress.twins.NullLockDoubleFireTwinTest
   dev.agentrunner.jcstress.twins.CheckThenTakePermitsTwinTest
+  dev.agentrunner.jcstress.twins.CheckThenTakePlacesTwinTest
   dev.agentrunner.jcstress.twins.StripeByStripeSumTwinTest
 )
 

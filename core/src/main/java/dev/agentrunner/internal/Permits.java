@@ -28,8 +28,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * For the same reason the global permits and the places are one {@code long} (permits in the low
  * half, places in the high): taking both is one compare-and-set.
  *
- * <p>Public only for the jcstress harness {@code PermitsRaceTest}; not part of the API (this
- * package is not exported).
+ * <p>Public only for the jcstress harnesses {@code PermitsRaceTest} and
+ * {@code PermitPlacesRaceTest}; not part of the API (this package is not exported).
  *
  * <p>Thread-safety: thread-safe and lock-free.
  */
@@ -119,13 +119,13 @@ public final class Permits {
 
   /** A run's agent returned: gives back its permits; it keeps its place until {@link
    * #outcomeStored}. */
-  void executionEnded(String agent) {
+  public void executionEnded(String agent) {
     giveAgent(agent, 1);
     global.decrementAndGet();
   }
 
   /** Gives back the place of a run whose permits {@link #executionEnded} gave back. */
-  void outcomeStored() {
+  public void outcomeStored() {
     global.addAndGet(-(1L << 32));
   }
 
@@ -144,7 +144,7 @@ public final class Permits {
    * How many runs could be claimed at this moment: global permits free, and no more than places
    * free (a hint, like {@link #globalFree}).
    */
-  int claimable() {
+  public int claimable() {
     long now = global.get();
     return Math.min(globalLimit - permitsIn(now), placeLimit - placesIn(now));
   }
