@@ -2,6 +2,7 @@ package dev.agentrunner.bench;
 
 import dev.agentrunner.postgres.RawPostgres;
 import java.sql.Connection;
+import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
@@ -14,7 +15,7 @@ import java.util.concurrent.locks.LockSupport;
  * its fenced finish statement, issued through JDBC by four raw workers, each claim's runs
  * finished in one statement and transaction. Both sides run in the same four child JVMs (a raw
  * worker is one thread with its own connection in each, so JVM start-up, JIT and the process
- * count are the same for both), alternately, each round on an identical freshly filled schema;
+ * count are the same for both), alternately, each round on an identical freshly filled queue;
  * the figure is the median of the per-round ratios.
  *
  * <p>Each round drains a queue filled beforehand (set-up, untimed) and is timed from the moment
@@ -36,11 +37,24 @@ final class PgThroughput {
   /** At most this many runs per round for the raw workers finishing one run per transaction. */
   private static final int SINGLE_RUNS = 5_000;
   private static final Duration ROUND_TIMEOUT = Duration.ofMinutes(3);
+  /**
+   * The runners' limit in the first warm-up round: claims of a few runs, so many more claims
+   * per run than at the default, and the code each claim runs once (the dispatcher's) is
+   * compiled before the measured rounds, not during them.
+   */
+  private static final int WARMUP_CONCURRENCY = 16;
 
   private final String url;
   private final List<PgChild> workers;
   /** The harness's own connection: fills, checks, CPU readings. */
   private final Connection admin;
+  /**
+   * One schema for every engine round and one for every raw round, emptied and filled again
+   * before each: the workers keep their store and connections from round to round, as a
+   * long-running worker would.
+   */
+  private String engineSchema;
+  private String rawSchema;
 
   private PgThroughput(String url, List<PgChild> workers, Connection admin) {
     this.url = url;
@@ -70,7 +84,15 @@ final class PgThroughput {
   static void run(Mode mode, Report report, String url, List<PgChild> workers)
       throws Exception {
     try (Connection admin = RawPostgres.open(url, "bench-admin")) {
-      new PgThroughput(url, workers, admin).measure(mode, report);
+      PgThroughput figure = new PgThroughput(url, workers, admin);
+      figure.engineSchema = PostgresFigure.freshSchema(url);
+      figure.rawSchema = PostgresFigure.freshSchema(url);
+      try {
+        figure.measure(mode, report);
+      } finally {
+        PostgresFigure.dropSchema(url, figure.engineSchema);
+        PostgresFigure.dropSchema(url, figure.rawSchema);
+      }
     }
   }
 
@@ -83,17 +105,17 @@ final class PgThroughput {
         BATCH, rounds);
     long started = System.nanoTime();
     // Warm-up: JIT, server-side plans, connection set-up, in every worker JVM; first the engine
-    // alone, then whole cycles of the measured rounds. The engine and the raw workers share the
-    // driver's code in each JVM, so the first switches between them deoptimise what the other
-    // side compiled; until those waves settle, the engine's rounds paid for the JIT (up to half
-    // their CPU), which the steady state does not.
+    // alone, with a small limit (many claims), then whole cycles of the measured rounds. The
+    // engine and the raw workers share the driver's code in each JVM, so the first switches
+    // between them make the compilers redo what the other side compiled; until that settles the
+    // engine's rounds paid for the JIT (up to half their CPU), which the steady state does not.
     int warmRuns = mode.pgWarmupRuns();
-    Round warmEngine = engineRound(warmRuns);
+    Round warmEngine = engineRound(warmRuns, WARMUP_CONCURRENCY);
     System.err.printf(Locale.ROOT, "[5a] warm-up: engine %s (JVMs %.0f µs CPU per run, JIT"
         + " %.0f)%n", Fmt.rate(warmEngine.perSecond()),
         warmEngine.jvmMicrosPerRun(warmRuns), warmEngine.jitMicrosPerRun(warmRuns));
     for (int c = 0; c < mode.pgWarmupCycles(); c++) {
-      Round e = engineRound(runs);
+      Round e = engineRound(runs, PgWorker.DEFAULT_CONCURRENCY);
       Round b = rawRound(runs, true, BATCH);
       rawRound(singleRuns, false, BATCH);
       rawRound(runs, true, (int) Math.max(1, Math.round(e.runsPerClaim())));
@@ -117,7 +139,7 @@ final class PgThroughput {
     boolean allChecked = true;
     StringBuilder failures = new StringBuilder();
     for (int r = 0; r < rounds; r++) {
-      Round e = engineRound(runs);
+      Round e = engineRound(runs, PgWorker.DEFAULT_CONCURRENCY);
       Round b = rawRound(runs, true, BATCH);
       Round s = rawRound(singleRuns, false, BATCH);
       // The raw workers again, claiming no more at a time than the engine's claims carried in
@@ -198,45 +220,41 @@ final class PgThroughput {
   }
 
   /** One engine round: {@code runs} queued, then the workers' runners drain them. */
-  private Round engineRound(int runs) throws Exception {
-    String schema = filled(runs);
-    try {
-      for (int i = 0; i < workers.size(); i++) {
-        workers.get(i).send("engine " + schema + " engine-" + i);
-      }
-      for (PgChild w : workers) {
-        w.expect("ready", Duration.ofSeconds(30));
-        w.resetProgress();
-      }
-      CpuUse cpu = CpuUse.start(admin, workers,
-          List.of("agentrunner:" + schema, "agentrunner-listen:" + schema));
-      long go = System.nanoTime();
-      for (PgChild w : workers) {
-        w.send("go");
-      }
-      long deadline = go + ROUND_TIMEOUT.toNanos();
-      while (finished() < runs) {
-        if (System.nanoTime() - deadline > 0) {
-          throw new IllegalStateException("engine round: " + finished() + " of " + runs
-              + " runs finished within " + ROUND_TIMEOUT);
-        }
-        LockSupport.parkNanos(1_000_000L);
-      }
-      long end = Long.MIN_VALUE;
-      for (PgChild w : workers) {
-        end = Math.max(end, w.lastFinishNanos());
-      }
-      CpuUse.Used used = cpu.stop(admin);
-      for (PgChild w : workers) {
-        w.send("stop");
-      }
-      for (PgChild w : workers) {
-        w.expect("stopped", Duration.ofSeconds(60));
-      }
-      return checked(schema, runs, runs * 1e9 / (end - go), used);
-    } finally {
-      PostgresFigure.dropSchema(url, schema);
+  private Round engineRound(int runs, int maxConcurrency) throws Exception {
+    String schema = refilled(engineSchema, runs);
+    for (int i = 0; i < workers.size(); i++) {
+      workers.get(i).send("engine " + schema + " engine-" + i);
     }
+    for (PgChild w : workers) {
+      w.expect("ready", Duration.ofSeconds(30));
+      w.resetProgress();
+    }
+    CpuUse cpu = CpuUse.start(admin, workers,
+        List.of("agentrunner:" + schema, "agentrunner-listen:" + schema));
+    long go = System.nanoTime();
+    for (PgChild w : workers) {
+      w.send("go");
+    }
+    long deadline = go + ROUND_TIMEOUT.toNanos();
+    while (finished() < runs) {
+      if (System.nanoTime() - deadline > 0) {
+        throw new IllegalStateException("engine round: " + finished() + " of " + runs
+            + " runs finished within " + ROUND_TIMEOUT);
+      }
+      LockSupport.parkNanos(1_000_000L);
+    }
+    long end = Long.MIN_VALUE;
+    for (PgChild w : workers) {
+      end = Math.max(end, w.lastFinishNanos());
+    }
+    CpuUse.Used used = cpu.stop(admin);
+    for (PgChild w : workers) {
+      w.send("stop");
+    }
+    for (PgChild w : workers) {
+      w.expect("stopped", Duration.ofSeconds(60));
+    }
+    return checked(schema, runs, runs * 1e9 / (end - go), used);
   }
 
   /**
@@ -244,36 +262,32 @@ final class PgThroughput {
    * store's statements until a claim comes back empty.
    */
   private Round rawRound(int runs, boolean batched, int limit) throws Exception {
-    String schema = filled(runs);
-    try {
-      for (int i = 0; i < workers.size(); i++) {
-        workers.get(i).send("raw " + schema + " raw-" + i + " " + limit + " "
-            + (batched ? "batched" : "single"));
-      }
-      for (PgChild w : workers) {
-        w.expect("ready", Duration.ofSeconds(30));
-      }
-      CpuUse cpu = CpuUse.start(admin, workers, List.of("bench-raw-%"));
-      long go = System.nanoTime();
-      for (PgChild w : workers) {
-        w.send("go");
-      }
-      long end = Long.MIN_VALUE;
-      for (PgChild w : workers) {
-        String[] done = w.expect("done", ROUND_TIMEOUT).split(" ");
-        end = Math.max(end, Long.parseLong(done[1]));
-      }
-      CpuUse.Used used = cpu.stop(admin);
-      for (PgChild w : workers) {
-        w.send("close");
-      }
-      for (PgChild w : workers) {
-        w.expect("closed", Duration.ofSeconds(30));
-      }
-      return checked(schema, runs, runs * 1e9 / (end - go), used);
-    } finally {
-      PostgresFigure.dropSchema(url, schema);
+    String schema = refilled(rawSchema, runs);
+    for (int i = 0; i < workers.size(); i++) {
+      workers.get(i).send("raw " + schema + " raw-" + i + " " + limit + " "
+          + (batched ? "batched" : "single"));
     }
+    for (PgChild w : workers) {
+      w.expect("ready", Duration.ofSeconds(30));
+    }
+    CpuUse cpu = CpuUse.start(admin, workers, List.of("bench-raw-%"));
+    long go = System.nanoTime();
+    for (PgChild w : workers) {
+      w.send("go");
+    }
+    long end = Long.MIN_VALUE;
+    for (PgChild w : workers) {
+      String[] done = w.expect("done", ROUND_TIMEOUT).split(" ");
+      end = Math.max(end, Long.parseLong(done[1]));
+    }
+    CpuUse.Used used = cpu.stop(admin);
+    for (PgChild w : workers) {
+      w.send("close");
+    }
+    for (PgChild w : workers) {
+      w.expect("closed", Duration.ofSeconds(30));
+    }
+    return checked(schema, runs, runs * 1e9 / (end - go), used);
   }
 
   private long finished() {
@@ -284,8 +298,13 @@ final class PgThroughput {
     return n;
   }
 
-  private String filled(int runs) throws Exception {
-    String schema = PostgresFigure.freshSchema(url);
+  /** Empties {@code schema}'s tables and queues {@code runs} runs in it. */
+  private String refilled(String schema, int runs) throws Exception {
+    try (Statement st = admin.createStatement()) {
+      String s = '"' + schema + '"';
+      st.execute("TRUNCATE " + s + ".events, " + s + ".runs, " + s + ".run_stats, " + s
+          + ".run_stats_delta RESTART IDENTITY");
+    }
     RawPostgres.fill(admin, schema, runs);
     return schema;
   }

@@ -37,14 +37,15 @@ import org.postgresql.PGNotification;
  * the remote worker of 5b.
  *
  * <ul>
- *   <li>{@code engine <schema> <owner>}: opens a store, answers {@code ready}; on {@code go}
- *       starts a runner with the no-op agent and reports {@code progress <finished>
- *       <nanoTime of the last finish>} as runs finish; on {@code stop} closes and answers
+ *   <li>{@code engine <schema> <owner> [maxConcurrency]}: opens a store on the schema (or keeps the one of the
+ *       last engine round, if on the same schema), answers {@code ready}; on {@code go} starts
+ *       a runner with the no-op agent and reports {@code progress <finished> <nanoTime of the
+ *       last finish>} as runs finish; on {@code stop} closes the runner and answers
  *       {@code stopped}.
- *   <li>{@code raw <schema> <owner> <limit> batched|single}: answers {@code ready}; on
- *       {@code go} claims and finishes with the store's statements until a claim comes back
- *       empty, then answers {@code done <finished> <nanoTime at the end>}; on {@code close}
- *       closes its connection and answers {@code closed}.
+ *   <li>{@code raw <schema> <owner> <limit> batched|single}: opens a connection (or keeps the
+ *       last one, likewise), answers {@code ready}; on {@code go} claims and finishes with the
+ *       store's statements until a claim comes back empty, then answers {@code done <finished>
+ *       <nanoTime at the end>}; on {@code close} answers {@code closed}.
  *   <li>{@code latency <schema> <owner> <poll ms>}: a runner whose agent {@code probe} records
  *       the time from the run's scheduled submit (its input) to its start; {@code report}
  *       closes it and answers {@code histogram <base64>}.
@@ -57,6 +58,8 @@ import org.postgresql.PGNotification;
  * for every process of the machine, so the harness can compare them with its own.
  */
 final class PgWorker {
+  /** The runner's default limit, which figure 5a measures. */
+  static final int DEFAULT_CONCURRENCY = 256;
   /** The lease the raw workers claim with: the runner's default. */
   static final long LEASE_MICROS = 30_000_000L;
   /** More than the store's pool holds (10), so that priming opens every connection. */
@@ -66,6 +69,10 @@ final class PgWorker {
 
   private final String url;
   private final BufferedReader in;
+  private PostgresRunStore engineStore;
+  private String engineSchema;
+  private RawPostgres raw;
+  private String rawSchema;
 
   private PgWorker(String url) {
     this.url = url;
@@ -83,11 +90,18 @@ final class PgWorker {
       String[] cmd = line.strip().split(" ");
       try {
         switch (cmd[0]) {
-          case "engine" -> engine(cmd[1], cmd[2]);
+          case "engine" -> engine(cmd[1], cmd[2],
+              cmd.length > 3 ? Integer.parseInt(cmd[3]) : DEFAULT_CONCURRENCY);
           case "raw" -> raw(cmd[1], cmd[2], Integer.parseInt(cmd[3]), cmd[4].equals("batched"));
           case "latency" -> latency(cmd[1], cmd[2], Duration.ofMillis(Long.parseLong(cmd[3])));
           case "rawlisten" -> rawListen(cmd[1], cmd[2]);
           case "exit" -> {
+            if (engineStore != null) {
+              engineStore.close();
+            }
+            if (raw != null) {
+              raw.close();
+            }
             return;
           }
           default -> say("error unknown command: " + line);
@@ -111,7 +125,7 @@ final class PgWorker {
     }
   }
 
-  private void engine(String schema, String owner) throws Exception {
+  private void engine(String schema, String owner, int maxConcurrency) throws Exception {
     LongAdder finished = new LongAdder();
     AtomicLong lastFinish = new AtomicLong();
     RunListener listener = new RunListener() {
@@ -121,51 +135,79 @@ final class PgWorker {
         finished.increment();
       }
     };
-    try (PostgresRunStore store = PostgresRunStore.builder(url).schema(schema).build()) {
-      prime(store);
-      say("ready");
-      expect("go");
-      AgentRunner runner = AgentRunner.builder().store(store).workerId(owner)
-          .agent(RawPostgres.AGENT, Load::noop).listener(listener).build();
-      Thread reporter = Thread.ofPlatform().daemon().name("progress").start(() -> {
-        long said = -1;
-        while (!Thread.currentThread().isInterrupted()) {
-          long now = finished.sum();
-          if (now != said) {
-            say("progress " + now + " " + lastFinish.get());
-            said = now;
-          }
-          LockSupport.parkNanos(20_000_000L); // the finish time is exact; only noticing waits
+    PostgresRunStore store = engineStore(schema);
+    say("ready");
+    expect("go");
+    AgentRunner runner = AgentRunner.builder().store(store).workerId(owner)
+        .maxConcurrency(maxConcurrency).agent(RawPostgres.AGENT, Load::noop).listener(listener)
+        .build();
+    Thread reporter = Thread.ofPlatform().daemon().name("progress").start(() -> {
+      long said = -1;
+      while (!Thread.currentThread().isInterrupted()) {
+        long now = finished.sum();
+        if (now != said) {
+          say("progress " + now + " " + lastFinish.get());
+          said = now;
         }
-      });
-      try {
-        expect("stop");
-      } finally {
-        runner.close();
-        reporter.interrupt();
-        reporter.join();
+        LockSupport.parkNanos(20_000_000L); // the finish time is exact; only noticing waits
       }
-      say("stopped " + finished.sum());
+    });
+    try {
+      expect("stop");
+    } finally {
+      runner.close();
+      reporter.interrupt();
+      reporter.join();
     }
+    say("stopped " + finished.sum());
+  }
+
+  /**
+   * The store of the engine rounds on {@code schema}: opened and primed for the first round, then
+   * kept, as a runner's host keeps its store (a store per round meant a pool of new connections
+   * per round, their statements parsed again in this JVM, and compilers never done with it).
+   */
+  private PostgresRunStore engineStore(String schema) throws Exception {
+    if (engineStore != null && !schema.equals(engineSchema)) {
+      engineStore.close();
+      engineStore = null;
+    }
+    if (engineStore == null) {
+      engineStore = PostgresRunStore.builder(url).schema(schema).build();
+      engineSchema = schema;
+      prime(engineStore);
+    }
+    return engineStore;
+  }
+
+  /** The raw connection of the raw rounds on {@code schema}: opened once, then kept. */
+  private RawPostgres rawConnection(String schema, String owner) throws Exception {
+    if (raw != null && !schema.equals(rawSchema)) {
+      raw.close();
+      raw = null;
+    }
+    if (raw == null) {
+      raw = new RawPostgres(url, schema, "bench-raw-" + owner);
+      rawSchema = schema;
+      raw.prime();
+    }
+    return raw;
   }
 
   private void raw(String schema, String owner, int limit, boolean batched) throws Exception {
-    try (RawPostgres raw = new RawPostgres(url, schema,
-        "bench-raw-" + (batched ? "batched-" : "single-") + owner)) {
-      raw.prime();
-      say("ready");
-      expect("go");
-      long finished = 0;
-      while (true) {
-        List<RunRecord> claimed = raw.claim(RawPostgres.AGENT, limit, owner, LEASE_MICROS);
-        if (claimed.isEmpty()) {
-          break; // the rest, if any, is being claimed or finished by the other workers
-        }
-        finished += raw.finishAll(claimed, batched);
+    RawPostgres connection = rawConnection(schema, owner);
+    say("ready");
+    expect("go");
+    long finished = 0;
+    while (true) {
+      List<RunRecord> claimed = connection.claim(RawPostgres.AGENT, limit, owner, LEASE_MICROS);
+      if (claimed.isEmpty()) {
+        break; // the rest, if any, is being claimed or finished by the other workers
       }
-      say("done " + finished + " " + System.nanoTime());
-      expect("close"); // the connection stays until the harness has read its backend's CPU time
+      finished += connection.finishAll(claimed, batched);
     }
+    say("done " + finished + " " + System.nanoTime());
+    expect("close"); // the harness has read the backends' CPU time
     say("closed");
   }
 
