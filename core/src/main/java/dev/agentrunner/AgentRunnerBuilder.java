@@ -98,7 +98,8 @@ public final class AgentRunnerBuilder {
    * {@value #MAX_CONCURRENCY}). A run counts from its claim until its agent returns; while its
    * outcome is being written to the store the next run may take its place, so the runner holds at
    * most twice this many runs RUNNING in the store: up to this many executing, the others waiting
-   * for their outcome's write.
+   * for their outcome's write (not counting outcomes the store failed to take, which wait for a
+   * retry).
    */
   public AgentRunnerBuilder maxConcurrency(int maxConcurrency) {
     Checks.positive(maxConcurrency, "maxConcurrency");

@@ -37,11 +37,11 @@ import org.postgresql.PGNotification;
  * the remote worker of 5b.
  *
  * <ul>
- *   <li>{@code engine <schema> <owner> [maxConcurrency]}: opens a store on the schema (or keeps the one of the
- *       last engine round, if on the same schema), answers {@code ready}; on {@code go} starts
- *       a runner with the no-op agent and reports {@code progress <finished> <nanoTime of the
- *       last finish>} as runs finish; on {@code stop} closes the runner and answers
- *       {@code stopped}.
+ *   <li>{@code engine <schema> <owner> [maxConcurrency]}: opens a store on the schema (or keeps
+ *       the one of the last engine round, if on the same schema), answers {@code ready}; on
+ *       {@code go} starts a runner with the no-op agent and reports {@code progress <finished>
+ *       <nanoTime of the last finish>} as runs finish; on {@code stop} closes the runner and
+ *       answers {@code stopped}.
  *   <li>{@code raw <schema> <owner> <limit> batched|single}: opens a connection (or keeps the
  *       last one, likewise), answers {@code ready}; on {@code go} claims and finishes with the
  *       store's statements until a claim comes back empty, then answers {@code done <finished>

@@ -62,9 +62,10 @@ import org.slf4j.LoggerFactory;
  * compare-and-set before they ask the store (see {@link Permits}), so the global and per-agent
  * limits cannot be overshot by a race between starters. A run gives its permits back when its
  * agent returns and its place in the store once its outcome is written, so claims go on while
- * outcomes are written, and the runner holds at most twice its limit in the store. The dispatcher claims only when there
- * may be something to claim: a run went to the queue, another process may have added one, a
- * retry fell due, or its last claim was cut short by the permits (see {@link #workSignals}).
+ * outcomes are written, and the runner holds at most twice its limit in the store. The
+ * dispatcher claims only when there may be something to claim: a run went to the queue, another
+ * process may have added one, a retry fell due, or its last claim was cut short by the permits
+ * (see {@link #workSignals}).
  * A timer thread sends heartbeats, enforces timeouts and abandons agents that ignore interrupts.
  *
  * <p>A submit counts itself in {@link #submitsInFlight} before it checks the state, and out

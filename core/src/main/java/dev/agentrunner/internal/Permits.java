@@ -19,8 +19,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * ({@link #executionEnded}), so the next claim need not wait for the outcome's write, which on a
  * SQL store is a batch of finishes in one transaction; the place goes back once the write is done
  * ({@link #outcomeStored}). There are twice as many places as global permits: the runner holds at
- * most {@code 2 × limit} runs in the store, {@code limit} of them executing and the rest being
- * written.
+ * most {@code 2 × limit} runs in the store, at most {@code limit} of them executing and the rest
+ * being written. (An outcome the store failed to take gives its place back too; it waits for a
+ * retry uncounted, as before.)
  *
  * <p>An agent whose limit is at least the global one is not counted at all: a run holds a global
  * permit before it takes its agent's, so that agent's count could never reach its limit, and
@@ -117,8 +118,7 @@ public final class Permits {
     giveGlobal(1);
   }
 
-  /** A run's agent returned: gives back its permits; it keeps its place until {@link
-   * #outcomeStored}. */
+  /** A run's agent returned: gives back its permits, not its place ({@link #outcomeStored}). */
   public void executionEnded(String agent) {
     giveAgent(agent, 1);
     global.decrementAndGet();
