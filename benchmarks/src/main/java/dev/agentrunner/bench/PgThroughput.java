@@ -248,12 +248,7 @@ final class PgThroughput {
       end = Math.max(end, w.lastFinishNanos());
     }
     CpuUse.Used used = cpu.stop(admin);
-    for (PgChild w : workers) {
-      w.send("stop");
-    }
-    for (PgChild w : workers) {
-      w.expect("stopped", Duration.ofSeconds(60));
-    }
+    askAll("stop", "stopped", Duration.ofSeconds(60));
     return checked(schema, runs, runs * 1e9 / (end - go), used);
   }
 
@@ -281,13 +276,18 @@ final class PgThroughput {
       end = Math.max(end, Long.parseLong(done[1]));
     }
     CpuUse.Used used = cpu.stop(admin);
-    for (PgChild w : workers) {
-      w.send("close");
-    }
-    for (PgChild w : workers) {
-      w.expect("closed", Duration.ofSeconds(30));
-    }
+    askAll("close", "closed", Duration.ofSeconds(30));
     return checked(schema, runs, runs * 1e9 / (end - go), used);
+  }
+
+  /** Sends {@code command} to every worker, then waits for each one's {@code answer}. */
+  private void askAll(String command, String answer, Duration within) throws Exception {
+    for (PgChild w : workers) {
+      w.send(command);
+    }
+    for (PgChild w : workers) {
+      w.expect(answer, within);
+    }
   }
 
   private long finished() {
