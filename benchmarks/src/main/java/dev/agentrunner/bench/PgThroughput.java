@@ -53,12 +53,15 @@ final class PgThroughput {
    * before each: the workers keep their store and connections from round to round, as a
    * long-running worker would.
    */
-  private String engineSchema;
-  private String rawSchema;
+  private final String engineSchema;
+  private final String rawSchema;
 
-  private PgThroughput(String url, List<PgChild> workers, Connection admin) {
+  private PgThroughput(String url, List<PgChild> workers, Connection admin, String engineSchema,
+      String rawSchema) {
     this.url = url;
     this.workers = workers;
+    this.engineSchema = engineSchema;
+    this.rawSchema = rawSchema;
     this.admin = admin;
   }
 
@@ -84,14 +87,13 @@ final class PgThroughput {
   static void run(Mode mode, Report report, String url, List<PgChild> workers)
       throws Exception {
     try (Connection admin = RawPostgres.open(url, "bench-admin")) {
-      PgThroughput figure = new PgThroughput(url, workers, admin);
-      figure.engineSchema = PostgresFigure.freshSchema(url);
-      figure.rawSchema = PostgresFigure.freshSchema(url);
+      String engineSchema = PostgresFigure.freshSchema(url);
+      String rawSchema = PostgresFigure.freshSchema(url);
       try {
-        figure.measure(mode, report);
+        new PgThroughput(url, workers, admin, engineSchema, rawSchema).measure(mode, report);
       } finally {
-        PostgresFigure.dropSchema(url, figure.engineSchema);
-        PostgresFigure.dropSchema(url, figure.rawSchema);
+        PostgresFigure.dropSchema(url, engineSchema);
+        PostgresFigure.dropSchema(url, rawSchema);
       }
     }
   }
