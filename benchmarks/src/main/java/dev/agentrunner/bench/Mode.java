@@ -20,8 +20,7 @@ import java.time.Duration;
  * @param scaleRuns how many concurrent sleeping runs the scale figure starts
  * @param jmhIterations measurement iterations per JMH benchmark (one fork, 1 s each)
  * @param pgRuns how many queued runs one PostgreSQL throughput round drains (figure 5a)
- * @param pgWarmupRuns how many runs the engine drains alone, with a limit of 16, at the start of
- *     figure 5a's warm-up
+ * @param pgWarmupRuns how many runs the engine drains alone at the start of figure 5a's warm-up
  * @param pgWarmupCycles how many cycles of figure 5a's rounds (engine, raw) follow, uncounted,
  *     before the measured ones: the worker JVMs' JIT compilers stay busy until both sides have
  *     taken turns a few times

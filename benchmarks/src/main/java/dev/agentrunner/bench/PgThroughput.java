@@ -37,12 +37,6 @@ final class PgThroughput {
   /** At most this many runs per round for the raw workers finishing one run per transaction. */
   private static final int SINGLE_RUNS = 5_000;
   private static final Duration ROUND_TIMEOUT = Duration.ofMinutes(3);
-  /**
-   * The runners' limit in the first warm-up round: claims of a few runs, so many more claims
-   * per run than at the default, and the code each claim runs once (the dispatcher's) is
-   * compiled before the measured rounds, not during them.
-   */
-  private static final int WARMUP_CONCURRENCY = 16;
 
   private final String url;
   private final List<PgChild> workers;
@@ -107,17 +101,17 @@ final class PgThroughput {
         BATCH, rounds);
     long started = System.nanoTime();
     // Warm-up: JIT, server-side plans, connection set-up, in every worker JVM; first the engine
-    // alone, with a small limit (many claims), then whole cycles of the measured rounds. The
+    // alone, then whole cycles of the measured rounds. The
     // engine and the raw workers share the driver's code in each JVM, so the first switches
     // between them make the compilers redo what the other side compiled; until that settles the
     // engine's rounds paid for the JIT (up to half their CPU), which the steady state does not.
     int warmRuns = mode.pgWarmupRuns();
-    Round warmEngine = engineRound(warmRuns, WARMUP_CONCURRENCY);
+    Round warmEngine = engineRound(warmRuns);
     System.err.printf(Locale.ROOT, "[5a] warm-up: engine %s (JVMs %.0f µs CPU per run, JIT"
         + " %.0f)%n", Fmt.rate(warmEngine.perSecond()),
         warmEngine.jvmMicrosPerRun(warmRuns), warmEngine.jitMicrosPerRun(warmRuns));
     for (int c = 0; c < mode.pgWarmupCycles(); c++) {
-      Round e = engineRound(runs, PgWorker.DEFAULT_CONCURRENCY);
+      Round e = engineRound(runs);
       Round b = rawRound(runs, true, BATCH);
       rawRound(singleRuns, false, BATCH);
       rawRound(runs, true, (int) Math.max(1, Math.round(e.runsPerClaim())));
@@ -141,7 +135,7 @@ final class PgThroughput {
     boolean allChecked = true;
     StringBuilder failures = new StringBuilder();
     for (int r = 0; r < rounds; r++) {
-      Round e = engineRound(runs, PgWorker.DEFAULT_CONCURRENCY);
+      Round e = engineRound(runs);
       Round b = rawRound(runs, true, BATCH);
       Round s = rawRound(singleRuns, false, BATCH);
       // The raw workers again, claiming no more at a time than the engine's claims carried in
@@ -222,7 +216,7 @@ final class PgThroughput {
   }
 
   /** One engine round: {@code runs} queued, then the workers' runners drain them. */
-  private Round engineRound(int runs, int maxConcurrency) throws Exception {
+  private Round engineRound(int runs) throws Exception {
     String schema = refilled(engineSchema, runs);
     for (int i = 0; i < workers.size(); i++) {
       workers.get(i).send("engine " + schema + " engine-" + i);

@@ -37,7 +37,7 @@ import org.postgresql.PGNotification;
  * the remote worker of 5b.
  *
  * <ul>
- *   <li>{@code engine <schema> <owner> [maxConcurrency]}: opens a store on the schema (or keeps
+ *   <li>{@code engine <schema> <owner>}: opens a store on the schema (or keeps
  *       the one of the last engine round, if on the same schema), answers {@code ready}; on
  *       {@code go} starts a runner with the no-op agent and reports {@code progress <finished>
  *       <nanoTime of the last finish>} as runs finish; on {@code stop} closes the runner and
@@ -58,8 +58,6 @@ import org.postgresql.PGNotification;
  * for every process of the machine, so the harness can compare them with its own.
  */
 final class PgWorker {
-  /** The runner's default limit, which figure 5a measures. */
-  static final int DEFAULT_CONCURRENCY = 256;
   /** The lease the raw workers claim with: the runner's default. */
   static final long LEASE_MICROS = 30_000_000L;
   /** More than the store's pool holds (10), so that priming opens every connection. */
@@ -90,8 +88,7 @@ final class PgWorker {
       String[] cmd = line.strip().split(" ");
       try {
         switch (cmd[0]) {
-          case "engine" -> engine(cmd[1], cmd[2],
-              cmd.length > 3 ? Integer.parseInt(cmd[3]) : DEFAULT_CONCURRENCY);
+          case "engine" -> engine(cmd[1], cmd[2]);
           case "raw" -> raw(cmd[1], cmd[2], Integer.parseInt(cmd[3]), cmd[4].equals("batched"));
           case "latency" -> latency(cmd[1], cmd[2], Duration.ofMillis(Long.parseLong(cmd[3])));
           case "rawlisten" -> rawListen(cmd[1], cmd[2]);
@@ -125,7 +122,7 @@ final class PgWorker {
     }
   }
 
-  private void engine(String schema, String owner, int maxConcurrency) throws Exception {
+  private void engine(String schema, String owner) throws Exception {
     LongAdder finished = new LongAdder();
     AtomicLong lastFinish = new AtomicLong();
     RunListener listener = new RunListener() {
@@ -139,8 +136,7 @@ final class PgWorker {
     say("ready");
     expect("go");
     AgentRunner runner = AgentRunner.builder().store(store).workerId(owner)
-        .maxConcurrency(maxConcurrency).agent(RawPostgres.AGENT, Load::noop).listener(listener)
-        .build();
+        .agent(RawPostgres.AGENT, Load::noop).listener(listener).build();
     Thread reporter = Thread.ofPlatform().daemon().name("progress").start(() -> {
       long said = -1;
       while (!Thread.currentThread().isInterrupted()) {
