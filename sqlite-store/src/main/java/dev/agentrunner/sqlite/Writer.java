@@ -298,7 +298,7 @@ final class Writer implements AutoCloseable {
       }
       // A crowd: gather, for a moment, as many as the last transaction carried (see the class
       // comment). A lone writer, or a few, commit at once.
-      int want = previousBatch >= CROWD ? Math.min(maxBatchSize, previousBatch) : 0;
+      int want = previousBatch >= CROWD ? previousBatch : 0; // at most maxBatchSize already
       long deadline = System.nanoTime() + GATHER_NANOS;
       while (queue.size() < want && !closing) {
         long left = deadline - System.nanoTime();
