@@ -16,7 +16,9 @@ import java.util.Optional;
  *     last run to end
  * @param lastFireAt the fire time of the last run it enqueued, or null
  * @param lastRunId the id of the last run it enqueued, or 0
- * @param version 0 for a schedule not yet stored; the store increments it on every change
+ * @param version 0 for a schedule not yet stored; the store increments it on every change, and
+ *     a schedule created again under a deleted one's name goes on from the deleted one's version
+ *     (so that a change prepared against the deleted schedule never applies to the new one)
  */
 public record Schedule(
     ScheduleSpec spec,

@@ -98,6 +98,11 @@ public final class InMemoryRunStore implements RunStore {
   private final Map<String, Long> runningBySerialKey = new HashMap<>();
   private final Map<String, TreeSet<Long>> queuedBySerialKey = new HashMap<>();
   private final Map<String, Schedule> schedules = new TreeMap<>();
+  /**
+   * The last version of each deleted schedule's name, so that a schedule created again under it
+   * goes on counting and no put prepared against the deleted one can match.
+   */
+  private final Map<String, Long> deletedScheduleVersions = new HashMap<>();
   private boolean closed;
 
   /** Handed out by the insert, under a stripe's lock or all of them. */
@@ -681,8 +686,10 @@ public final class InMemoryRunStore implements RunStore {
       if (storedVersion != schedule.version()) {
         return Optional.empty();
       }
+      long counted = stored != null ? storedVersion
+          : deletedScheduleVersions.getOrDefault(schedule.name(), 0L);
       Schedule next = new Schedule(schedule.spec(), schedule.paused(), schedule.nextFireAt(),
-          schedule.lastFireAt(), schedule.lastRunId(), storedVersion + 1);
+          schedule.lastFireAt(), schedule.lastRunId(), counted + 1);
       schedules.put(schedule.name(), next);
       return Optional.of(next);
     });
@@ -691,7 +698,14 @@ public final class InMemoryRunStore implements RunStore {
   @Override
   public boolean deleteSchedule(String name) {
     Objects.requireNonNull(name, "name");
-    return locked(() -> schedules.remove(name) != null);
+    return locked(() -> {
+      Schedule deleted = schedules.remove(name);
+      if (deleted == null) {
+        return false;
+      }
+      deletedScheduleVersions.put(name, deleted.version());
+      return true;
+    });
   }
 
   @Override

@@ -202,7 +202,11 @@ public interface RunStore extends AutoCloseable {
    * Stores {@code schedule} if the stored version still equals {@code schedule.version()} (0:
    * no schedule of that name exists), as one atomic compare-and-set, and returns it as stored
    * with the version increased by one; returns empty, changing nothing, when the version does
-   * not match (another node changed or deleted it first).
+   * not match (another node changed or deleted it first). A name's versions never repeat: a
+   * schedule created (version 0) where one of that name was deleted is stored at the deleted
+   * one's last version plus one, not at 1, so that a put prepared against the deleted schedule,
+   * by a node that read it before the delete, cannot match the new one (the ABA problem of a
+   * compare-and-set). Stores remember each deleted name's last version for that.
    *
    * @throws UnsupportedOperationException if the store has no schedule support (the default)
    */
@@ -211,7 +215,8 @@ public interface RunStore extends AutoCloseable {
   }
 
   /**
-   * Deletes the schedule of that name; runs it enqueued stay.
+   * Deletes the schedule of that name; runs it enqueued stay. Its last version is kept, for a
+   * schedule created again under the name (see {@link #putSchedule}).
    *
    * @return whether it existed
    * @throws UnsupportedOperationException if the store has no schedule support (the default)

@@ -169,7 +169,11 @@ final class Schema {
               + " FOR EACH STATEMENT EXECUTE FUNCTION {s}.runs_stats_update()",
           "CREATE TRIGGER runs_stats_delete AFTER DELETE ON {s}.runs"
               + " REFERENCING OLD TABLE AS old_rows"
-              + " FOR EACH STATEMENT EXECUTE FUNCTION {s}.runs_stats_delete()")));
+              + " FOR EACH STATEMENT EXECUTE FUNCTION {s}.runs_stats_delete()")),
+      new Migration(2, "deleted schedules keep their version", List.of(
+          // A deleted schedule's row stays, marked, so that one created again under its name
+          // goes on from its version (see Sql.createSchedule).
+          "ALTER TABLE {s}.schedules ADD COLUMN deleted boolean NOT NULL DEFAULT false")));
 
   /** The newest schema version this library knows. */
   static final int LATEST = MIGRATIONS.get(MIGRATIONS.size() - 1).version();

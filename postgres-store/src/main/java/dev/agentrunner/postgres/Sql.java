@@ -150,8 +150,12 @@ final class Sql {
       + " last_run_id, version";
 
   /**
-   * Parameters: the 13 columns before version. A name that exists returns no row: a create
-   * applies only where no schedule of that name is stored.
+   * Parameters: the 13 columns before version. A live schedule of that name returns no row: a
+   * create applies only where none is stored. Where one was deleted (its row stays, marked),
+   * the create takes its row at its version plus one, so that a name's versions never repeat
+   * and a compare-and-set prepared against the deleted schedule cannot match the new one. The
+   * conflict's update locks the row and tests {@code deleted} on its newest version, so racing
+   * creates and deletes serialise on it.
    */
   final String createSchedule;
 
@@ -370,15 +374,25 @@ final class Sql {
 
     createSchedule = "INSERT INTO " + s + ".schedules (" + SCHEDULE_COLUMNS + ")"
         + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
-        + " ON CONFLICT (name) DO NOTHING RETURNING " + SCHEDULE_COLUMNS;
+        + " ON CONFLICT (name) DO UPDATE SET agent = EXCLUDED.agent, input = EXCLUDED.input,"
+        + " kind = EXCLUDED.kind, interval_seconds = EXCLUDED.interval_seconds,"
+        + " interval_nanos = EXCLUDED.interval_nanos, cron = EXCLUDED.cron,"
+        + " zone = EXCLUDED.zone, missed_fires = EXCLUDED.missed_fires,"
+        + " paused = EXCLUDED.paused, next_fire_at = EXCLUDED.next_fire_at,"
+        + " last_fire_at = EXCLUDED.last_fire_at, last_run_id = EXCLUDED.last_run_id,"
+        + " version = " + s + ".schedules.version + 1, deleted = false"
+        + " WHERE " + s + ".schedules.deleted"
+        + " RETURNING " + SCHEDULE_COLUMNS;
     updateSchedule = "UPDATE " + s + ".schedules SET agent = ?, input = ?, kind = ?,"
         + " interval_seconds = ?, interval_nanos = ?, cron = ?, zone = ?, missed_fires = ?,"
         + " paused = ?, next_fire_at = ?, last_fire_at = ?, last_run_id = ?,"
         + " version = version + 1"
-        + " WHERE name = ? AND version = ? RETURNING " + SCHEDULE_COLUMNS;
-    scheduleByName = "SELECT " + SCHEDULE_COLUMNS + " FROM " + s + ".schedules WHERE name = ?";
-    allSchedules = "SELECT " + SCHEDULE_COLUMNS + " FROM " + s + ".schedules";
-    deleteSchedule = "DELETE FROM " + s + ".schedules WHERE name = ?";
+        + " WHERE name = ? AND version = ? AND NOT deleted RETURNING " + SCHEDULE_COLUMNS;
+    scheduleByName = "SELECT " + SCHEDULE_COLUMNS + " FROM " + s + ".schedules"
+        + " WHERE name = ? AND NOT deleted";
+    allSchedules = "SELECT " + SCHEDULE_COLUMNS + " FROM " + s + ".schedules WHERE NOT deleted";
+    deleteSchedule = "UPDATE " + s + ".schedules SET deleted = true, input = ''"
+        + " WHERE name = ? AND NOT deleted";
 
     // One branch per partial index, so that neither reads the key's history: with the two
     // statuses in one IN list the planner walked every run the key ever had (QueryPlanTest).

@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.agentrunner.RunQuery;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
+import dev.agentrunner.Schedule;
+import dev.agentrunner.ScheduleSpec;
 import dev.agentrunner.StoreException;
 import dev.agentrunner.spi.NewRun;
 import java.sql.Connection;
@@ -13,6 +15,7 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -59,8 +62,8 @@ class SchemaTest {
       store.insert(NewRun.of(RunRequest.of("a", "x")));
       assertThat(store.schema()).isEqualTo(SCHEMA);
     }
-    assertThat(column("SELECT version FROM " + Q + ".schema_version"))
-        .containsExactly(String.valueOf(Schema.LATEST));
+    assertThat(column("SELECT version FROM " + Q + ".schema_version ORDER BY version"))
+        .containsExactlyElementsOf(everyVersion());
     assertThat(column("SELECT tablename FROM pg_tables WHERE schemaname = '" + SCHEMA + "'"))
         .contains("runs", "events", "run_stats", "run_stats_delta", "schedules",
             "schema_version");
@@ -94,7 +97,37 @@ class SchemaTest {
       stores.forEach(PostgresRunStore::close);
       pool.shutdown();
     }
-    assertThat(column("SELECT count(*) FROM " + Q + ".schema_version")).containsExactly("1");
+    assertThat(column("SELECT count(*) FROM " + Q + ".schema_version"))
+        .containsExactly(String.valueOf(Schema.LATEST));
+  }
+
+  /** "1" to the latest version, as the schema_version table lists them. */
+  private static List<String> everyVersion() {
+    return Schema.MIGRATIONS.stream().map(m -> String.valueOf(m.version())).toList();
+  }
+
+  @Test
+  void aVersion1SchemaMigratesAndKeepsItsSchedulesAndRuns() throws Exception {
+    ScheduleSpec spec = ScheduleSpec.fixedRate("tick", "a", "x", Duration.ofSeconds(1));
+    long runId;
+    try (PostgresRunStore store = open()) {
+      runId = store.insert(NewRun.of(RunRequest.of("a", "kept"))).id();
+      store.putSchedule(new Schedule(spec, false, Instant.EPOCH, null, 0, 0)).orElseThrow();
+    }
+    // Back to what version 1 wrote (migrations never change): no deleted column, one version.
+    PgTestDatabase.execute("ALTER TABLE " + Q + ".schedules DROP COLUMN deleted");
+    PgTestDatabase.execute("DELETE FROM " + Q + ".schema_version WHERE version > 1");
+    try (PostgresRunStore store = open()) {
+      assertThat(store.find(runId).orElseThrow().input()).isEqualTo("kept");
+      Schedule tick = store.findSchedule("tick").orElseThrow();
+      assertThat(tick.version()).isEqualTo(1);
+      assertThat(store.deleteSchedule("tick")).isTrue();
+      assertThat(store.schedules()).isEmpty();
+      assertThat(store.putSchedule(new Schedule(spec, false, Instant.EPOCH, null, 0, 0))
+          .orElseThrow().version()).as("created again after the delete").isEqualTo(2);
+    }
+    assertThat(column("SELECT version FROM " + Q + ".schema_version ORDER BY version"))
+        .containsExactlyElementsOf(everyVersion());
   }
 
   @Test

@@ -125,7 +125,13 @@ final class Schema {
               // the shape ScheduleSpec enforces, checked again as a last line of defence
               + " CHECK ((kind = 'CRON') = (cron IS NOT NULL AND zone IS NOT NULL)),"
               + " CHECK ((kind = 'CRON') = (interval_nanos IS NULL))"
-              + ") STRICT, WITHOUT ROWID")));
+              + ") STRICT, WITHOUT ROWID")),
+      new Migration(3, "deleted schedules keep their version", List.of(
+          // A deleted schedule's row stays, marked, so that one created again under its name
+          // goes on from its version: a compare-and-set prepared against the deleted schedule
+          // can then never match the new one (see Sql.INSERT_SCHEDULE).
+          "ALTER TABLE schedules ADD COLUMN"
+              + " deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1))")));
 
   /** The newest schema version this library knows. */
   static final int LATEST = MIGRATIONS.get(MIGRATIONS.size() - 1).version();

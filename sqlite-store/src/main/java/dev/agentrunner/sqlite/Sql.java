@@ -188,14 +188,22 @@ final class Sql {
           + " AND finished_at < ?";
 
   /**
-   * Creates a schedule at version 1, unless one of that name exists: then no row comes back and
-   * nothing changes (a put based on version 0 lost to another creator).
+   * Creates a schedule, at version 1 or, where a schedule of that name was deleted, at the
+   * deleted one's version plus one (its row stays, marked deleted, so that versions never
+   * repeat: see {@code RunStore#putSchedule}). When a live schedule of that name exists no row
+   * comes back and nothing changes (a put based on version 0 lost to another creator).
    */
   static final String INSERT_SCHEDULE =
       "INSERT INTO schedules (name, agent, input, kind, interval_nanos, cron, zone, missed_fires,"
           + " paused, next_fire_at, last_fire_at, last_run_id, version)"
           + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
-          + " ON CONFLICT (name) DO NOTHING"
+          + " ON CONFLICT (name) DO UPDATE SET agent = excluded.agent, input = excluded.input,"
+          + " kind = excluded.kind, interval_nanos = excluded.interval_nanos,"
+          + " cron = excluded.cron, zone = excluded.zone, missed_fires = excluded.missed_fires,"
+          + " paused = excluded.paused, next_fire_at = excluded.next_fire_at,"
+          + " last_fire_at = excluded.last_fire_at, last_run_id = excluded.last_run_id,"
+          + " version = version + 1, deleted = 0"
+          + " WHERE deleted = 1"
           + " RETURNING " + SCHEDULE_COLUMNS;
 
   /**
@@ -206,17 +214,20 @@ final class Sql {
       "UPDATE schedules SET agent = ?, input = ?, kind = ?, interval_nanos = ?, cron = ?,"
           + " zone = ?, missed_fires = ?, paused = ?, next_fire_at = ?, last_fire_at = ?,"
           + " last_run_id = ?, version = version + 1"
-          + " WHERE name = ? AND version = ?"
+          + " WHERE name = ? AND version = ? AND deleted = 0"
           + " RETURNING " + SCHEDULE_COLUMNS;
 
-  static final String DELETE_SCHEDULE = "DELETE FROM schedules WHERE name = ?";
+  /** Marks the schedule deleted, keeping its name and version (its input is dropped). */
+  static final String DELETE_SCHEDULE =
+      "UPDATE schedules SET deleted = 1, input = '' WHERE name = ? AND deleted = 0";
 
   // ---- reads (pooled read-only connections) ----
 
   static final String SCHEDULE_BY_NAME =
-      "SELECT " + SCHEDULE_COLUMNS + " FROM schedules WHERE name = ?";
+      "SELECT " + SCHEDULE_COLUMNS + " FROM schedules WHERE name = ? AND deleted = 0";
 
-  static final String SCHEDULES = "SELECT " + SCHEDULE_COLUMNS + " FROM schedules ORDER BY name";
+  static final String SCHEDULES =
+      "SELECT " + SCHEDULE_COLUMNS + " FROM schedules WHERE deleted = 0 ORDER BY name";
 
   static final String RUN_BY_ID = "SELECT " + RUN_COLUMNS + " FROM runs WHERE id = ?";
 

@@ -54,7 +54,7 @@ class SchemaTest {
     }
     try (Connection c = connect(file())) {
       assertThat(column(c, "SELECT version FROM schema_version ORDER BY version"))
-          .containsExactly("1", "2");
+          .containsExactly("1", "2", "3");
       assertThat(column(c, "PRAGMA journal_mode")).containsExactly("wal");
       assertThat(column(c, "SELECT name FROM sqlite_master WHERE type = 'table'"))
           .contains("runs", "events", "agent_stats", "schedules", "schema_version");
@@ -117,12 +117,37 @@ class SchemaTest {
     }
     try (Connection c = connect(file())) {
       assertThat(column(c, "SELECT version FROM schema_version ORDER BY version"))
-          .containsExactly("1", "2");
+          .containsExactly("1", "2", "3");
     }
     // Opening again applies nothing twice.
     SqliteRunStore.open(file()).close();
     try (Connection c = connect(file())) {
-      assertThat(column(c, "SELECT count(*) FROM schema_version")).containsExactly("2");
+      assertThat(column(c, "SELECT count(*) FROM schema_version")).containsExactly("3");
+    }
+  }
+
+  @Test
+  void aVersion2FileKeepsItsSchedulesAndDeletingOneKeepsItsVersion() throws Exception {
+    try (Connection c = connect(file())) {
+      Schema.migrate(c, new Failures(file(), Duration.ofSeconds(5), 0), 0, 2);
+      try (Statement s = c.createStatement()) {
+        s.execute("INSERT INTO schedules (name, agent, input, kind, interval_nanos, missed_fires,"
+            + " paused, next_fire_at, last_run_id, version) VALUES ('tick', 'a', 'x',"
+            + " 'FIXED_RATE', 1000000000, 'RUN_ONCE', 0, 5000, 0, 4)");
+      }
+    }
+    try (SqliteRunStore store = SqliteRunStore.open(file())) {
+      Schedule tick = store.findSchedule("tick").orElseThrow();
+      assertThat(tick.version()).isEqualTo(4);
+      assertThat(tick.spec().input()).isEqualTo("x");
+      assertThat(store.deleteSchedule("tick")).isTrue();
+      assertThat(store.findSchedule("tick")).isEmpty();
+      assertThat(store.putSchedule(new Schedule(tick.spec(), false, Instant.EPOCH, null, 0, 0))
+          .orElseThrow().version()).as("created again after the delete").isEqualTo(5);
+    }
+    try (Connection c = connect(file())) {
+      assertThat(column(c, "SELECT version FROM schema_version ORDER BY version"))
+          .containsExactly("1", "2", "3");
     }
   }
 

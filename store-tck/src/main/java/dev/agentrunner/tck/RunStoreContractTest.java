@@ -2052,6 +2052,40 @@ public abstract class RunStoreContractTest {
   }
 
   @Test
+  @DisplayName("I10: a schedule created again after a delete goes on counting versions, so a put"
+      + " prepared against the deleted one never applies to it")
+  void aRecreatedScheduleRefusesPutsPreparedAgainstTheDeletedOne() {
+    ScheduleSpec spec = ScheduleSpec.fixedRate("again", ALPHA, "old", Duration.ofMinutes(1));
+    Instant fireAt = clock().instant();
+    Schedule old = store.putSchedule(new Schedule(spec, false, fireAt, null, 0, 0)).orElseThrow();
+    old = store.putSchedule(old.with(spec, true, fireAt, null, 0)).orElseThrow();
+    // A node reads the schedule, then stalls before writing back its fire.
+    Schedule readBeforeDelete = store.findSchedule("again").orElseThrow();
+    assertThat(store.deleteSchedule("again")).isTrue();
+    ScheduleSpec newSpec = ScheduleSpec.fixedRate("again", BETA, "new", Duration.ofHours(1));
+    Schedule current = store.putSchedule(new Schedule(newSpec, false, fireAt.plusSeconds(3600),
+        null, 0, 0)).orElseThrow();
+    assertThat(current.version()).as("the new schedule's version")
+        .isGreaterThan(readBeforeDelete.version());
+    // Whatever version the new schedule has reached, the stalled node's write matches nothing.
+    for (int change = 0; change < 3; change++) {
+      assertThat(store.putSchedule(readBeforeDelete.with(spec, false, fireAt.plusSeconds(60),
+              fireAt, 42)))
+          .as("the stalled node's fire, written back after the delete and %d changes", change)
+          .isEmpty();
+      assertThat(store.findSchedule("again")).contains(current);
+      current = store.putSchedule(current.with(newSpec, change % 2 == 0,
+          current.nextFireAt(), null, 0)).orElseThrow();
+    }
+    // Deleted again: the count goes on from the last version.
+    assertThat(store.deleteSchedule("again")).isTrue();
+    Schedule third = store.putSchedule(new Schedule(spec, false, fireAt, null, 0, 0))
+        .orElseThrow();
+    assertThat(third.version()).isEqualTo(current.version() + 1);
+    assertThat(store.schedules()).containsExactly(third);
+  }
+
+  @Test
   @Timeout(value = CONCURRENT_TIMEOUT_SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
   @DisplayName("I10: of 8 racing puts on one version, exactly one applies")
   void racingSchedulePutsLetExactlyOneApply() throws Exception {
