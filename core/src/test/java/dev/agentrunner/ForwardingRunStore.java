@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 
 /** A store that forwards every call, for tests that make one operation misbehave. */
 class ForwardingRunStore implements RunStore {
@@ -29,8 +30,8 @@ class ForwardingRunStore implements RunStore {
   }
 
   @Override
-  public Heartbeat heartbeat(String owner, Duration lease) {
-    return delegate.heartbeat(owner, lease);
+  public Heartbeat heartbeat(String owner, Set<Long> runIds, Duration lease) {
+    return delegate.heartbeat(owner, runIds, lease);
   }
 
   @Override

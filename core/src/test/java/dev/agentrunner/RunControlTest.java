@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.agentrunner.memory.InMemoryRunStore;
+import dev.agentrunner.spi.ClaimRequest;
+import dev.agentrunner.spi.NewRun;
+import dev.agentrunner.spi.RunStore;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -269,6 +272,52 @@ class RunControlTest {
       RunRecord done = other.handle(handle.id()).await(WAIT);
       assertThat(done.status()).isEqualTo(RunStatus.CANCELLED);
       other.close();
+    }
+  }
+
+  /**
+   * A claim that commits but whose reply never arrives (a connection lost at that moment): the
+   * runner does not know it holds the run, so its heartbeats, which go on for the run it does
+   * execute, must not keep the lost one alive. Its lease runs out, it is recovered, and the
+   * runner claims and runs it again. Heartbeats by owner alone kept it RUNNING for as long as
+   * the other run went on.
+   */
+  @Test
+  void aRunWhoseClaimReplyWasLostExpiresAndRunsAgainThoughTheRunnerHeartbeats() throws Exception {
+    AtomicInteger lostReplies = new AtomicInteger();
+    RunStore lossy = new ForwardingRunStore(store) {
+      @Override
+      public List<RunRecord> claim(ClaimRequest request) {
+        List<RunRecord> claimed = super.claim(request);
+        if (claimed.stream().anyMatch(r -> r.input().equals("lost"))
+            && lostReplies.compareAndSet(0, 1)) {
+          throw new StoreException("connection lost after the claim committed");
+        }
+        return claimed;
+      }
+    };
+    CountDownLatch longStarted = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    try (AgentRunner runner = AgentRunner.builder().store(lossy).workerId("w")
+        .leaseDuration(Duration.ofMillis(300)).pollInterval(Duration.ofMillis(10))
+        .agent("job", ctx -> {
+          if (ctx.input().equals("long")) {
+            longStarted.countDown();
+            release.await();
+          }
+          return AgentResult.of("done " + ctx.input());
+        })
+        .build()) {
+      RunHandle longRun = runner.submit(RunRequest.of("job", "long"));
+      awaitLatch(longStarted);
+      long lost = store.insert(new NewRun(RunRequest.of("job", "lost"), 3)).id();
+      RunRecord done = runner.handle(lost).await(WAIT);
+      assertThat(lostReplies).hasValue(1);
+      assertThat(done.status()).isEqualTo(RunStatus.SUCCEEDED);
+      assertThat(done.attempt()).as("run again after its lease ran out").isEqualTo(2);
+      assertThat(store.find(longRun.id()).orElseThrow().status()).isEqualTo(RunStatus.RUNNING);
+      release.countDown();
+      assertThat(longRun.await(WAIT).status()).isEqualTo(RunStatus.SUCCEEDED);
     }
   }
 }

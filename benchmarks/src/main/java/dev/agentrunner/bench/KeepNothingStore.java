@@ -83,7 +83,7 @@ final class KeepNothingStore implements RunStore {
   }
 
   @Override
-  public Heartbeat heartbeat(String owner, Duration lease) {
+  public Heartbeat heartbeat(String owner, Set<Long> runIds, Duration lease) {
     return new Heartbeat(0, Set.of());
   }
 

@@ -27,11 +27,13 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Queue;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -710,8 +712,14 @@ public final class Engine implements AgentRunner {
     if (executing.isEmpty() && unfinished.isEmpty()) {
       return;
     }
+    // Only the runs this runner knows it holds: one the store holds for it without its knowing
+    // (a claim whose reply was lost) must expire and be recovered, not be kept alive by it.
+    Set<Long> held = new HashSet<>(executing.keySet());
+    for (PendingFinish pending : unfinished) {
+      held.add(pending.finish().runId());
+    }
     try {
-      Heartbeat beat = store.heartbeat(config.workerId(), config.leaseDuration());
+      Heartbeat beat = store.heartbeat(config.workerId(), held, config.leaseDuration());
       for (long id : beat.cancelRequested()) {
         Execution execution = executing.get(id);
         if (execution != null) {

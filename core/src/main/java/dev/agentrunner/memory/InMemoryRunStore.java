@@ -355,16 +355,19 @@ public final class InMemoryRunStore implements RunStore {
   }
 
   @Override
-  public Heartbeat heartbeat(String owner, Duration lease) {
+  public Heartbeat heartbeat(String owner, Set<Long> runIds, Duration lease) {
     Objects.requireNonNull(owner, "owner");
+    Objects.requireNonNull(runIds, "runIds");
     Objects.requireNonNull(lease, "lease");
     return locked(() -> {
       Instant leaseUntil = clock.instant().plus(lease);
       int extended = 0;
       Set<Long> cancelRequested = new HashSet<>();
-      for (Slot slot : allRunning()) {
-        RunRecord run = slot.run;
-        if (owner.equals(run.owner())) {
+      long highest = nextRunId.get() - 1;
+      for (long id : runIds) {
+        Slot slot = id < 1 || id > highest ? null : stripeOf(id).runs.active(id);
+        RunRecord run = slot == null ? null : slot.run;
+        if (run != null && run.status() == RunStatus.RUNNING && owner.equals(run.owner())) {
           // Only the lease changes: no index or counter depends on it.
           slot.run = with(run, run.status(), run.attempt(), owner, leaseUntil, run.startedAt(),
               run.finishedAt(), run.output(), run.error(), run.usage(), run.notBefore());

@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * Where runs and their events live. A runner talks to its store only through this interface;
@@ -89,11 +90,20 @@ public interface RunStore extends AutoCloseable {
   List<RunRecord> claim(ClaimRequest request);
 
   /**
-   * Extends to {@code now + lease} the lease of every RUNNING run owned by {@code owner}, in one
-   * operation, and reports which of them have a cancel request. A lease that expired but was not
-   * yet recovered is renewed too: until another node recovers the run, the owner still holds it.
+   * Extends to {@code now + lease} the lease of each run in {@code runIds} that is RUNNING under
+   * {@code owner}, in one operation, and reports which of them have a cancel request. Ids that
+   * are not RUNNING under that owner (ended, recovered, unknown) are skipped. A lease that
+   * expired but was not yet recovered is renewed too: until another node recovers the run, the
+   * owner still holds it.
+   *
+   * <p>Only the listed runs are extended, not every run the store holds for the owner: a run
+   * whose claim committed but whose reply never reached the owner (a connection lost at the
+   * wrong moment) is unknown to it, and must expire and be recovered rather than be kept alive
+   * by the owner's heartbeats for as long as the owner lives.
+   *
+   * @param runIds the runs the owner is executing or still finishing; may be empty
    */
-  Heartbeat heartbeat(String owner, Duration lease);
+  Heartbeat heartbeat(String owner, Set<Long> runIds, Duration lease);
 
   /**
    * Ends an attempt, fenced by {@link Finish#attempt()} and {@link Finish#owner()}: applied only

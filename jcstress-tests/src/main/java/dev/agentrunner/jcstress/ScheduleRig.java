@@ -22,6 +22,7 @@ import java.time.Instant;
 import java.time.ZoneOffset;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
@@ -168,8 +169,8 @@ final class ScheduleRig {
     }
 
     @Override
-    public Heartbeat heartbeat(String owner, Duration lease) {
-      return target().heartbeat(owner, lease);
+    public Heartbeat heartbeat(String owner, Set<Long> runIds, Duration lease) {
+      return target().heartbeat(owner, runIds, lease);
     }
 
     @Override

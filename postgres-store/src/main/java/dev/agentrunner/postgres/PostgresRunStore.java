@@ -299,17 +299,22 @@ public final class PostgresRunStore implements RunStore {
   }
 
   @Override
-  public Heartbeat heartbeat(String owner, Duration lease) {
+  public Heartbeat heartbeat(String owner, Set<Long> runIds, Duration lease) {
     Objects.requireNonNull(owner, "owner");
+    Long[] ids = Set.copyOf(Objects.requireNonNull(runIds, "runIds")).toArray(Long[]::new);
     Objects.requireNonNull(lease, "lease");
     ensureOpen();
     long leaseMicros = Rows.leaseMicros(lease);
+    if (ids.length == 0) {
+      return new Heartbeat(0, Set.of());
+    }
     // Idempotent (a lease set twice is the same lease), so retried on a lost connection.
     return db.autocommit("heartbeat of " + owner, true, c -> {
       try (PreparedStatement ps = c.prepareStatement(sql.heartbeat)) {
         Rows.setInstant(ps, 1, testNow());
-        ps.setString(2, owner);
-        ps.setLong(3, leaseMicros);
+        ps.setArray(2, c.createArrayOf("bigint", ids));
+        ps.setString(3, owner);
+        ps.setLong(4, leaseMicros);
         int extended = 0;
         Set<Long> cancelRequested = new HashSet<>();
         try (ResultSet rs = ps.executeQuery()) {

@@ -82,7 +82,10 @@ final class Sql {
    */
   final String claim;
 
-  /** Parameters: now, owner, lease µs. Locks in id order, so two writers cannot deadlock. */
+  /**
+   * Parameters: now, the run ids, owner, lease µs. Only the listed runs still RUNNING under the
+   * owner; locks in id order, so two writers cannot deadlock.
+   */
   final String heartbeat;
 
   /**
@@ -222,8 +225,8 @@ final class Sql {
         + " SELECT " + COLS + " FROM claimed ORDER BY priority DESC, id";
 
     heartbeat = NOW + ","
-        + " mine AS (SELECT id FROM " + s + ".runs WHERE status = 'RUNNING' AND owner = ?"
-        + "  ORDER BY id FOR UPDATE)"
+        + " mine AS (SELECT id FROM " + s + ".runs WHERE id = ANY (?::bigint[])"
+        + "  AND status = 'RUNNING' AND owner = ? ORDER BY id FOR UPDATE)"
         + " UPDATE " + s + ".runs r SET lease_until = " + LEASE
         + " FROM t, mine WHERE r.id = mine.id AND r.status = 'RUNNING'"
         + " RETURNING r.id, r.cancel_requested";

@@ -16,6 +16,7 @@ import dev.agentrunner.spi.NewRun;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
@@ -90,7 +91,7 @@ class ConnectionLossTest {
       assertThat(second.attempt()).isEqualTo(2);
 
       // The zombie is back on the database, but its attempt is over.
-      assertThat(zombie.heartbeat("zombie", Duration.ofSeconds(30)).extended()).isZero();
+      assertThat(zombie.heartbeat("zombie", Set.of(run.id()), Duration.ofSeconds(30)).extended()).isZero();
       assertThat(zombie.finish(Finish.succeeded(run.id(), lost.attempt(), "zombie", "late",
           Usage.ZERO))).isEmpty();
       assertThat(survivor.finish(Finish.succeeded(run.id(), 2, "survivor", "on time",

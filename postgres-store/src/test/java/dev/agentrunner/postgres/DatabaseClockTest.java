@@ -14,6 +14,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -70,7 +71,7 @@ class DatabaseClockTest {
     Duration lease = Duration.ofMillis(400);
     RunRecord claimed = store.claim(new ClaimRequest("w", Map.of("lease", 1), 1, lease)).get(0);
     Thread.sleep(250);
-    assertThat(store.heartbeat("w", lease).extended()).isEqualTo(1);
+    assertThat(store.heartbeat("w", Set.of(claimed.id()), lease).extended()).isEqualTo(1);
     Thread.sleep(250);
     assertThat(store.recoverExpiredLeases()).as("renewed 250 ms ago for 400 ms").isEmpty();
     Thread.sleep(300);

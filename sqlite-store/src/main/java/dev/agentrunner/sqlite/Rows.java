@@ -172,6 +172,18 @@ final class Rows {
     }
   }
 
+  /** {@code ids} as a JSON array of numbers, bound as one parameter and read with json_each. */
+  static String jsonNumbers(java.util.Collection<Long> ids) {
+    StringBuilder json = new StringBuilder(ids.size() * 8 + 2).append('[');
+    for (long id : ids) {
+      if (json.length() > 1) {
+        json.append(',');
+      }
+      json.append(id);
+    }
+    return json.append(']').toString();
+  }
+
   static void setNullableString(PreparedStatement ps, int index, String value)
       throws SQLException {
     if (value == null) {

@@ -116,7 +116,8 @@ final class Sql {
           + " RETURNING " + RUN_COLUMNS;
 
   static final String HEARTBEAT =
-      "UPDATE runs SET lease_until = ? WHERE status = 'RUNNING' AND owner = ?"
+      "UPDATE runs SET lease_until = ?"
+          + " WHERE id IN (SELECT value FROM json_each(?)) AND status = 'RUNNING' AND owner = ?"
           + " RETURNING id, cancel_requested";
 
   /** A terminal finish, fenced by attempt and owner. */

@@ -33,6 +33,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.sqlite.SQLiteConfig;
 import org.sqlite.SQLiteDataSource;
@@ -181,11 +182,16 @@ public final class SqliteRunStore implements RunStore {
   }
 
   @Override
-  public Heartbeat heartbeat(String owner, Duration lease) {
+  public Heartbeat heartbeat(String owner, Set<Long> runIds, Duration lease) {
     Objects.requireNonNull(owner, "owner");
+    Set<Long> ids = Set.copyOf(Objects.requireNonNull(runIds, "runIds"));
     Objects.requireNonNull(lease, "lease");
     ensureOpen();
-    return writer.submit("heartbeat of " + owner, tx -> writes.heartbeat(tx, owner, lease));
+    if (ids.isEmpty()) {
+      return new Heartbeat(0, Set.of());
+    }
+    return writer.submit("heartbeat of " + owner,
+        tx -> writes.heartbeat(tx, owner, ids, lease));
   }
 
   @Override

@@ -209,11 +209,13 @@ final class Writes {
     return List.copyOf(claimed);
   }
 
-  Heartbeat heartbeat(Writer.Tx tx, String owner, Duration lease) throws SQLException {
+  Heartbeat heartbeat(Writer.Tx tx, String owner, Set<Long> runIds, Duration lease)
+      throws SQLException {
     Instant now = clock.instant();
     PreparedStatement ps = tx.prepare(Sql.HEARTBEAT);
     ps.setLong(1, Rows.nanos(now.plus(lease)));
-    ps.setString(2, owner);
+    ps.setString(2, Rows.jsonNumbers(runIds));
+    ps.setString(3, owner);
     int extended = 0;
     Set<Long> cancelRequested = new HashSet<>();
     try (ResultSet rs = ps.executeQuery()) {

@@ -23,6 +23,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * A worker process for {@link MultiProcessScheduleTest}: a runner with the scheduler on the shared
@@ -136,8 +137,8 @@ public final class ScheduleWorkerMain {
     }
 
     @Override
-    public Heartbeat heartbeat(String owner, Duration lease) {
-      return store.heartbeat(owner, lease);
+    public Heartbeat heartbeat(String owner, Set<Long> runIds, Duration lease) {
+      return store.heartbeat(owner, runIds, lease);
     }
 
     @Override

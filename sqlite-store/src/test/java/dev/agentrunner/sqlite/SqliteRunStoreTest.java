@@ -22,6 +22,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -262,7 +263,7 @@ class SqliteRunStoreTest {
     assertThat(requested.cancelRequested()).isTrue();
     assertThat(store.cancel(r.id())).contains(requested);
     assertThat(eventTypes(r.id())).containsExactly("queued", "started", "cancel_requested");
-    Heartbeat hb = store.heartbeat("w", LEASE);
+    Heartbeat hb = store.heartbeat("w", Set.of(r.id()), LEASE);
     assertThat(hb.extended()).isEqualTo(1);
     assertThat(hb.cancelRequested()).containsExactly(r.id());
     RunRecord end = store.finish(Finish.unsuccessful(r.id(), 1, "w", RunStatus.CANCELLED,
@@ -272,14 +273,15 @@ class SqliteRunStoreTest {
   }
 
   @Test
-  void heartbeatExtendsEveryLeaseOfTheOwner() {
+  void heartbeatExtendsTheListedLeasesOfTheOwner() {
     insert("a", "1");
     insert("a", "2");
     insert("a", "3");
-    claim("w1", 2, "a");
-    claim("w2", 1, "a");
+    List<RunRecord> mine = claim("w1", 2, "a");
+    RunRecord theirs = claim("w2", 1, "a").get(0);
     clock.advance(Duration.ofSeconds(20));
-    Heartbeat hb = store.heartbeat("w1", LEASE);
+    Heartbeat hb = store.heartbeat("w1", Set.of(mine.get(0).id(), mine.get(1).id(), theirs.id()),
+        LEASE);
     assertThat(hb.extended()).isEqualTo(2);
     assertThat(hb.cancelRequested()).isEmpty();
     clock.advance(Duration.ofSeconds(15));

@@ -662,7 +662,7 @@ public abstract class RunStoreContractTest {
     clock.advance(Duration.ofHours(1));
     assertThat(store.recoverExpiredLeases()).isEmpty();
     assertThat(claim("w1", 10)).isEmpty();
-    assertThat(store.heartbeat("w1", LEASE).extended()).isZero();
+    assertThat(store.heartbeat("w1", Set.copyOf(idsOf(lastClaims)), LEASE).extended()).isZero();
     assertThat(snapshot()).isEqualTo(before);
   }
 
@@ -1063,7 +1063,8 @@ public abstract class RunStoreContractTest {
     RunRecord queued = insert(ALPHA);
     assertFailsWithoutTrace("cancel of a QUEUED run", () -> store.cancel(queued.id()));
     assertFailsWithoutTrace("cancel of a RUNNING run", () -> store.cancel(running.id()));
-    assertThat(store.heartbeat("w1", LEASE).cancelRequested()).isEmpty();
+    assertThat(store.heartbeat("w1", Set.of(running.id(), queued.id()), LEASE).cancelRequested())
+        .isEmpty();
 
     assertThat(store.cancel(queued.id()).orElseThrow().status()).isEqualTo(RunStatus.CANCELLED);
     assertThat(store.cancel(running.id()).orElseThrow().cancelRequested()).isTrue();
@@ -1382,7 +1383,7 @@ public abstract class RunStoreContractTest {
   // ---------------------------------------------------------------- leases (I8)
 
   @Test
-  @DisplayName("I8: heartbeat extends only the owner's RUNNING leases and returns their count")
+  @DisplayName("I8: heartbeat extends only the listed runs RUNNING under the owner and returns their count")
   public void heartbeatExtendsOnlyTheOwnersRunningLeases() {
     for (int i = 0; i < 4; i++) {
       insert(ALPHA);
@@ -1391,8 +1392,11 @@ public abstract class RunStoreContractTest {
     RunRecord theirs = claimOne("w2");
     RunRecord queued = scan(RunQuery.all().status(RunStatus.QUEUED)).get(0);
     clock.advance(Duration.ofSeconds(10));
+    long unknown = queued.id() + 1_000;
 
-    Heartbeat beat = store.heartbeat("w1", Duration.ofSeconds(60));
+    Heartbeat beat = store.heartbeat("w1",
+        Set.of(mine.get(0).id(), mine.get(1).id(), theirs.id(), queued.id(), unknown),
+        Duration.ofSeconds(60));
 
     assertThat(beat.extended()).isEqualTo(2);
     assertThat(beat.cancelRequested()).isEmpty();
@@ -1406,9 +1410,35 @@ public abstract class RunStoreContractTest {
     assertThat(current(queued.id())).isEqualTo(queued);
 
     RunRecord done = store.finish(success(mine.get(0), "ok")).orElseThrow();
-    assertThat(store.heartbeat("w1", LEASE).extended()).isEqualTo(1);
+    Set<Long> both = Set.copyOf(idsOf(mine));
+    assertThat(store.heartbeat("w1", both, LEASE).extended()).isEqualTo(1);
     assertThat(current(done.id())).isEqualTo(done);
-    assertThat(store.heartbeat("nobody", LEASE).extended()).isZero();
+    assertThat(store.heartbeat("nobody", both, LEASE).extended()).isZero();
+    assertThat(store.heartbeat("w1", Set.of(), LEASE).extended()).isZero();
+  }
+
+  @Test
+  @DisplayName("I8: a run its owner does not list (a claim whose reply was lost) is not kept"
+      + " alive by the owner's heartbeats: it expires and is recovered")
+  public void aRunTheOwnerDoesNotKnowExpiresDespiteItsHeartbeats() {
+    insert(ALPHA);
+    insert(ALPHA);
+    List<RunRecord> claimed = claim("w1", 2);
+    RunRecord known = claimed.get(0);
+    RunRecord lost = claimed.get(1); // the owner never saw this one
+    clock.advance(Duration.ofSeconds(20));
+    assertThat(store.heartbeat("w1", Set.of(known.id()), LEASE).extended()).isEqualTo(1);
+    assertThat(store.recoverExpiredLeases()).isEmpty();
+    clock.advance(Duration.ofSeconds(20)); // past the claim's lease, within the renewed one
+    assertThat(store.heartbeat("w1", Set.of(known.id()), LEASE).extended()).isEqualTo(1);
+    assertThat(idsOf(store.recoverExpiredLeases())).containsExactly(lost.id());
+    clock.advance(Duration.ofSeconds(20));
+    assertThat(store.heartbeat("w1", Set.of(known.id()), LEASE).extended()).isEqualTo(1);
+    assertThat(store.recoverExpiredLeases()).isEmpty();
+    assertThat(current(known.id()).status()).isEqualTo(RunStatus.RUNNING);
+    // Its one attempt was lost: recovered as FAILED, as any run whose lease ran out.
+    assertThat(current(lost.id()).status()).isEqualTo(RunStatus.FAILED);
+    assertThat(current(lost.id()).error()).contains("lost");
   }
 
   @Test
@@ -1462,7 +1492,7 @@ public abstract class RunStoreContractTest {
   public void aHeartbeatKeepsTheLeaseAlive() {
     RunRecord c = claimedRun(ALPHA, "w1");
     clock.advance(Duration.ofSeconds(20));
-    assertThat(store.heartbeat("w1", LEASE).extended()).isEqualTo(1);
+    assertThat(store.heartbeat("w1", Set.of(c.id()), LEASE).extended()).isEqualTo(1);
     clock.advance(Duration.ofSeconds(20));
     assertThat(store.recoverExpiredLeases()).isEmpty();
     assertThat(current(c.id()).status()).isEqualTo(RunStatus.RUNNING);
@@ -1558,10 +1588,11 @@ public abstract class RunStoreContractTest {
     assertThat(requested.owner()).isEqualTo("w1");
     assertThat(store.find(run.id())).contains(requested);
     assertThat(last(store.events(run.id())).type()).isEqualTo("cancel_requested");
-    Heartbeat beat = store.heartbeat("w1", LEASE);
+    Set<Long> both = Set.of(run.id(), other.id());
+    Heartbeat beat = store.heartbeat("w1", both, LEASE);
     assertThat(beat.extended()).isEqualTo(2);
     assertThat(beat.cancelRequested()).containsExactly(run.id());
-    assertThat(store.heartbeat("w2", LEASE).cancelRequested()).isEmpty();
+    assertThat(store.heartbeat("w2", both, LEASE).cancelRequested()).isEmpty();
     assertThat(current(other.id()).cancelRequested()).isFalse();
 
     RunRecord again = store.cancel(run.id()).orElseThrow();
@@ -1571,7 +1602,8 @@ public abstract class RunStoreContractTest {
     RunRecord done = store.finish(Finish.unsuccessful(run.id(), 1, "w1", RunStatus.CANCELLED,
         "cancelled", Usage.ZERO)).orElseThrow();
     assertThat(done.status()).isEqualTo(RunStatus.CANCELLED);
-    assertThat(store.heartbeat("w1", LEASE).cancelRequested()).isEmpty();
+    assertThat(store.heartbeat("w1", Set.of(run.id(), other.id()), LEASE).cancelRequested())
+        .isEmpty();
   }
 
   @Test
@@ -1621,7 +1653,7 @@ public abstract class RunStoreContractTest {
     assertThat(intersection(claimed, cancelledQueued)).isEmpty();
     assertThat(claimed).isEqualTo(requested);
     assertThat(claimed.size() + cancelledQueued.size()).isEqualTo(runs);
-    assertThat(store.heartbeat("w1", LEASE).cancelRequested()).isEqualTo(requested);
+    assertThat(store.heartbeat("w1", claimed, LEASE).cancelRequested()).isEqualTo(requested);
     assertStatsMatchRows();
   }
 
@@ -2117,7 +2149,7 @@ public abstract class RunStoreContractTest {
     Map<String, ThrowingCallable> calls = new java.util.LinkedHashMap<>();
     calls.put("insert", () -> insert(ALPHA));
     calls.put("claim", () -> claim("w1", 1));
-    calls.put("heartbeat", () -> store.heartbeat("w1", LEASE));
+    calls.put("heartbeat", () -> store.heartbeat("w1", Set.of(run.id()), LEASE));
     calls.put("finish", () -> store.finish(success(run, "ok")));
     calls.put("release", () -> store.release("w1", List.of(run)));
     calls.put("cancel", () -> store.cancel(run.id()));
