@@ -28,6 +28,9 @@ public final class RetryPolicy {
   private static final RetryPolicy NONE =
       new RetryPolicy(1, Duration.ZERO, 1.0, Duration.ZERO, 0.0, e -> false, false);
 
+  /** The longest delay a policy may have: about a century (every store can add it to now). */
+  public static final Duration MAX_DELAY = Duration.ofDays(36_500);
+
   private final int maxAttempts;
   private final Duration initialDelay;
   private final double multiplier;
@@ -65,6 +68,10 @@ public final class RetryPolicy {
     if (initialDelay.isNegative()) {
       throw new IllegalArgumentException("initialDelay must not be negative, was " + initialDelay);
     }
+    if (initialDelay.compareTo(MAX_DELAY) > 0) {
+      throw new IllegalArgumentException("initialDelay must be at most " + MAX_DELAY + ", was "
+          + initialDelay);
+    }
     Duration cap = Duration.ofMinutes(5);
     return new RetryPolicy(maxAttempts, initialDelay, 2.0,
         initialDelay.compareTo(cap) > 0 ? initialDelay : cap, 0.2, e -> true, false);
@@ -86,6 +93,10 @@ public final class RetryPolicy {
     if (maxDelay.compareTo(initialDelay) < 0) {
       throw new IllegalArgumentException("maxDelay must be at least the initial delay ("
           + initialDelay + "), was " + maxDelay);
+    }
+    if (maxDelay.compareTo(MAX_DELAY) > 0) {
+      throw new IllegalArgumentException("maxDelay must be at most " + MAX_DELAY + ", was "
+          + maxDelay);
     }
     return new RetryPolicy(maxAttempts, initialDelay, multiplier, maxDelay, jitter, retryOn,
         retryTimeouts);
@@ -135,7 +146,8 @@ public final class RetryPolicy {
     double base = initialDelay.toNanos() * Math.pow(multiplier, attempt - 1.0);
     double capped = Math.min(base, (double) maxDelay.toNanos());
     double spread = jitter == 0 ? 1.0 : 1.0 + jitter * (2 * random.nextDouble() - 1);
-    return Duration.ofNanos((long) Math.max(0, capped * spread));
+    long nanos = (long) Math.max(0, capped * spread); // saturates at Long.MAX_VALUE
+    return nanos > MAX_DELAY.toNanos() ? MAX_DELAY : Duration.ofNanos(nanos);
   }
 
   @Override

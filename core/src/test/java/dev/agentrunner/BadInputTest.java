@@ -120,6 +120,20 @@ class BadInputTest {
   }
 
   @Test
+  void aRetryDelayNeverExceedsTheLongestAStoreTakes() {
+    RetryPolicy longest = RetryPolicy.exponential(80, RetryPolicy.MAX_DELAY).withJitter(1.0)
+        .withMultiplier(10);
+    java.util.Random random = new java.util.Random(7);
+    for (int attempt = 1; attempt < 80; attempt++) {
+      Duration delay = longest.delayAfter(attempt, random);
+      assertThat(delay).isBetween(Duration.ZERO, RetryPolicy.MAX_DELAY);
+      // and every such delay makes a valid retry
+      assertThat(dev.agentrunner.spi.Finish.retry(1, 1, "w", "x", Usage.ZERO, delay).retryAfter())
+          .isEqualTo(delay);
+    }
+  }
+
+  @Test
   void badRetryPoliciesAndDelaysAreRefused() {
     assertThatThrownBy(() -> RetryPolicy.exponential(0, Duration.ofSeconds(1)))
         .hasMessage("maxAttempts must be positive, was 0");
@@ -132,6 +146,11 @@ class BadInputTest {
     assertThatThrownBy(() -> RetryPolicy.exponential(3, Duration.ofSeconds(2))
         .withMaxDelay(Duration.ofSeconds(1)))
         .hasMessageContaining("maxDelay must be at least the initial delay");
+    assertThatThrownBy(() -> RetryPolicy.exponential(3, Duration.ofDays(36_501)))
+        .hasMessage("initialDelay must be at most PT876000H, was PT876024H");
+    assertThatThrownBy(() -> RetryPolicy.exponential(3, Duration.ofSeconds(1))
+        .withMaxDelay(Duration.ofDays(40_000)))
+        .hasMessage("maxDelay must be at most PT876000H, was PT960000H");
     assertThatThrownBy(() -> RunRequest.of("a", "x")
         .withDelay(Duration.ofSeconds(-1), java.time.Clock.systemUTC()))
         .hasMessage("delay must not be negative, was PT-1S");

@@ -612,7 +612,7 @@ public final class Engine implements AgentRunner {
       wakeDispatcher(); // runs may be waiting for the permits and the place just freed
     }
     if (finish.status() == RunStatus.QUEUED && after.isPresent()) {
-      signalWorkAt(finish.retryAt());
+      signalWorkAfter(finish.retryAfter());
     }
     if (state != State.OPEN) {
       signalIfDrained();
@@ -745,7 +745,11 @@ public final class Engine implements AgentRunner {
    * costs no memory per run.
    */
   private void signalWorkAt(Instant due) {
-    Duration until = Duration.between(config.clock().instant(), due);
+    signalWorkAfter(Duration.between(config.clock().instant(), due));
+  }
+
+  /** {@link #signalWorkAt} for a run due {@code until} from now. */
+  private void signalWorkAfter(Duration until) {
     if (until.isNegative() || until.isZero()) {
       signalWork();
     } else if (until.compareTo(DUE_TIMER_HORIZON) <= 0) {

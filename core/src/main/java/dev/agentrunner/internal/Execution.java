@@ -204,7 +204,7 @@ final class Execution implements AgentContext {
     return Finish.retry(run.id(), run.attempt(), run.owner(),
         error + " (attempt " + run.attempt() + " of " + run.maxAttempts() + "; retrying after "
             + backoff + ")",
-        usage, engine.clock().instant().plus(backoff));
+        usage, backoff);
   }
 
   private static String describe(Throwable t) {

@@ -437,7 +437,7 @@ public final class InMemoryRunStore implements RunStore {
         : "cancelled; the failed attempt was not retried: " + finish.error();
     RunRecord done = retry
         ? with(run, RunStatus.QUEUED, run.attempt(), null, null, null, null, null,
-            error, usage, finish.retryAt())
+            error, usage, now.plus(finish.retryAfter()))
         : with(run, status, run.attempt(), run.owner(), null, run.startedAt(), now,
             finish.output(), error, usage, run.notBefore());
     String type = retry ? "requeued" : eventType(done.status());

@@ -2,7 +2,7 @@ package dev.agentrunner.spi;
 
 import dev.agentrunner.RunStatus;
 import dev.agentrunner.Usage;
-import java.time.Instant;
+import java.time.Duration;
 import java.util.Objects;
 
 /**
@@ -19,7 +19,10 @@ import java.util.Objects;
  * @param output the output (for SUCCEEDED), else null
  * @param error the reason (for FAILED, CANCELLED, TIMED_OUT, or a retry), else null
  * @param usage the usage this attempt consumed; added to the run's usage
- * @param retryAt for a retry (status QUEUED): when the run may be claimed again; else null
+ * @param retryAfter for a retry (status QUEUED): how long after the attempt ended, by the
+ *     store's clock, the run may be claimed again ({@link Duration#ZERO}: at once); else null. A
+ *     delay rather than an instant, so that a worker whose clock is off does not move the retry:
+ *     on PostgreSQL the database's clock decides, as it does for leases
  */
 public record Finish(
     long runId,
@@ -29,11 +32,15 @@ public record Finish(
     String output,
     String error,
     Usage usage,
-    Instant retryAt) {
+    Duration retryAfter) {
+
+  /** The longest {@code retryAfter}: {@link dev.agentrunner.RetryPolicy#MAX_DELAY}. */
+  public static final Duration MAX_RETRY_AFTER = dev.agentrunner.RetryPolicy.MAX_DELAY;
 
   /**
    * @throws IllegalArgumentException if the status is RUNNING, or QUEUED without
-   *     {@code retryAt}, or the attempt is below 1
+   *     {@code retryAfter}, or {@code retryAfter} is negative or above {@link #MAX_RETRY_AFTER},
+   *     or the attempt is below 1
    */
   public Finish {
     Objects.requireNonNull(owner, "owner");
@@ -45,11 +52,17 @@ public record Finish(
     if (status == RunStatus.RUNNING) {
       throw new IllegalArgumentException("a finish must leave RUNNING, status was RUNNING");
     }
-    if (status == RunStatus.QUEUED && retryAt == null) {
-      throw new IllegalArgumentException("a retry (status QUEUED) needs retryAt");
+    if (status == RunStatus.QUEUED && retryAfter == null) {
+      throw new IllegalArgumentException("a retry (status QUEUED) needs retryAfter");
     }
-    if (status != RunStatus.QUEUED && retryAt != null) {
-      throw new IllegalArgumentException("retryAt is only for status QUEUED, status was " + status);
+    if (status != RunStatus.QUEUED && retryAfter != null) {
+      throw new IllegalArgumentException(
+          "retryAfter is only for status QUEUED, status was " + status);
+    }
+    if (retryAfter != null
+        && (retryAfter.isNegative() || retryAfter.compareTo(MAX_RETRY_AFTER) > 0)) {
+      throw new IllegalArgumentException("retryAfter must be between 0 and " + MAX_RETRY_AFTER
+          + ", was " + retryAfter);
     }
   }
 
@@ -69,10 +82,10 @@ public record Finish(
     return new Finish(runId, attempt, owner, status, null, error, usage, null);
   }
 
-  /** A failed attempt to be retried at {@code retryAt}. */
+  /** A failed attempt to be retried {@code retryAfter} after it ended, by the store's clock. */
   public static Finish retry(
-      long runId, int attempt, String owner, String error, Usage usage, Instant retryAt) {
+      long runId, int attempt, String owner, String error, Usage usage, Duration retryAfter) {
     return new Finish(runId, attempt, owner, RunStatus.QUEUED, null, error, usage,
-        Objects.requireNonNull(retryAt, "retryAt"));
+        Objects.requireNonNull(retryAfter, "retryAfter"));
   }
 }

@@ -346,7 +346,7 @@ public final class PostgresRunStore implements RunStore {
         // the error if a pending cancel turns the retry into CANCELLED, and if it does not
         ps.setString(2, "cancelled; the failed attempt was not retried: " + error);
         Rows.setNullableString(ps, 3, error);
-        Rows.setInstant(ps, 4, finish.retryAt());
+        ps.setLong(4, Rows.micros(finish.retryAfter()));
         ps.setLong(5, finish.usage().inputTokens());
         ps.setLong(6, finish.usage().outputTokens());
         ps.setLong(7, finish.usage().costMicros());

@@ -25,9 +25,9 @@ import java.util.List;
  *
  * <p>Instants are {@code timestamptz}, which keeps microseconds: every instant read back equals
  * the one the write returned, because both come from the row itself ({@code RETURNING}). An
- * instant a caller passes in (a {@code notBefore}, a {@code retryAt}, a purge bound) outside the
- * years 1 to 9999 is saturated to the nearest end, which keeps its order: a {@code notBefore}
- * in the year 100000 still means "not yet".
+ * instant a caller passes in (a {@code notBefore}, a purge bound) outside the years 1 to 9999 is
+ * saturated to the nearest end, which keeps its order: a {@code notBefore} in the year 100000
+ * still means "not yet".
  *
  * <p>Thread-safety: stateless.
  */
@@ -51,6 +51,11 @@ final class Rows {
   }
 
   /** A lease as whole microseconds, the resolution of {@code timestamptz}. */
+  /** A delay in whole microseconds (the database's resolution), rounded down. */
+  static long micros(Duration delay) {
+    return delay.getSeconds() * 1_000_000L + delay.getNano() / 1_000;
+  }
+
   static long leaseMicros(Duration lease) {
     Duration d = lease.compareTo(MAX_LEASE) > 0 ? MAX_LEASE : lease;
     return Math.max(1, d.getSeconds() * 1_000_000L + d.getNano() / 1_000);

@@ -102,7 +102,7 @@ final class Sql {
    */
   final String finishTerminal;
 
-  /** Parameters: now, error if cancelled, error, notBefore, usage × 3, id, attempt, owner. */
+  /** Parameters: now, error if cancelled, error, retry delay µs, usage × 3, id, attempt, owner. */
   final String finishRetry;
 
   /** Parameters: now, ids[], attempts[], owner, owner (event data). */
@@ -264,8 +264,9 @@ final class Sql {
         + "   status = CASE WHEN r.cancel_requested THEN 'CANCELLED' ELSE 'QUEUED' END,"
         + "   output = NULL,"
         + "   error = CASE WHEN r.cancel_requested THEN ? ELSE ? END,"
+        // due by the database's clock, like a lease: a worker's skewed clock moves nothing
         + "   not_before = CASE WHEN r.cancel_requested THEN r.not_before"
-        + "    ELSE ?::timestamptz END,"
+        + "    ELSE t.now + ?::bigint * interval '1 microsecond' END,"
         + "   owner = CASE WHEN r.cancel_requested THEN r.owner END,"
         + "   started_at = CASE WHEN r.cancel_requested THEN r.started_at END,"
         + "   finished_at = CASE WHEN r.cancel_requested THEN t.now END,"

@@ -2,10 +2,13 @@ package dev.agentrunner.postgres;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.agentrunner.RunEvent;
 import dev.agentrunner.RunRecord;
 import dev.agentrunner.RunRequest;
 import dev.agentrunner.RunStatus;
+import dev.agentrunner.Usage;
 import dev.agentrunner.spi.ClaimRequest;
+import dev.agentrunner.spi.Finish;
 import dev.agentrunner.spi.NewRun;
 import java.sql.Connection;
 import java.sql.ResultSet;
@@ -79,5 +82,20 @@ class DatabaseClockTest {
     assertThat(recovered).extracting(RunRecord::id).containsExactly(claimed.id());
     assertThat(recovered.get(0).status()).isEqualTo(RunStatus.QUEUED);
     assertThat(recovered.get(0).error()).contains("lost");
+  }
+
+  @Test
+  void aRetryFallsDueByTheDatabaseClock() throws Exception {
+    store.insert(new NewRun(RunRequest.of("retry", "x"), 2));
+    RunRecord claimed = store.claim(
+        new ClaimRequest("w", Map.of("retry", 1), 1, Duration.ofSeconds(30))).get(0);
+    RunRecord requeued = store.finish(Finish.retry(claimed.id(), 1, "w", "flaky", Usage.ZERO,
+        Duration.ofSeconds(90))).orElseThrow();
+    assertThat(requeued.status()).isEqualTo(RunStatus.QUEUED);
+    // The requeued event carries the database's now of that statement; the run is due exactly
+    // 90 s after it, whatever this host's clock says.
+    RunEvent requeuedEvent = store.events(claimed.id()).getLast();
+    assertThat(requeuedEvent.type()).isEqualTo("requeued");
+    assertThat(requeued.notBefore()).isEqualTo(requeuedEvent.at().plusSeconds(90));
   }
 }

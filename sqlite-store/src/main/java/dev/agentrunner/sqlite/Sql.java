@@ -128,7 +128,7 @@ final class Sql {
           + " WHERE id = ? AND status = 'RUNNING' AND attempt = ? AND owner = ?"
           + " RETURNING " + RUN_COLUMNS;
 
-  /** A retry: back to QUEUED, due at {@code retryAt}, fenced by attempt and owner. */
+  /** A retry: back to QUEUED, due {@code retryAfter} from now, fenced by attempt and owner. */
   static final String FINISH_RETRY =
       "UPDATE runs SET status = 'QUEUED', output = NULL, error = ?, not_before = ?, owner = NULL,"
           + " lease_until = NULL, started_at = NULL, cancel_requested = 0,"

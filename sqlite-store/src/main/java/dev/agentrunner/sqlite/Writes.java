@@ -236,7 +236,7 @@ final class Writes {
     if (finish.status() == RunStatus.QUEUED) {
       ps = tx.prepare(Sql.FINISH_RETRY);
       Rows.setNullableString(ps, i++, finish.error());
-      ps.setLong(i++, Rows.nanos(finish.retryAt()));
+      ps.setLong(i++, Rows.nanos(now.plus(finish.retryAfter())));
     } else {
       ps = tx.prepare(Sql.FINISH_TERMINAL);
       ps.setString(i++, finish.status().name());

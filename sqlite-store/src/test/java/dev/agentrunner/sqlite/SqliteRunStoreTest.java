@@ -214,8 +214,8 @@ class SqliteRunStoreTest {
     RunRecord r = store.insert(new NewRun(RunRequest.of("a", "x"), 3));
     claim("w", 1, "a");
     Instant retryAt = clock.instant().plusSeconds(5);
-    RunRecord back = store.finish(Finish.retry(r.id(), 1, "w", "boom", Usage.of(1, 1, 1), retryAt))
-        .orElseThrow();
+    RunRecord back = store.finish(Finish.retry(r.id(), 1, "w", "boom", Usage.of(1, 1, 1),
+        Duration.ofSeconds(5))).orElseThrow();
     assertThat(back.status()).isEqualTo(RunStatus.QUEUED);
     assertThat(back.attempt()).isEqualTo(1);
     assertThat(back.owner()).isNull();

@@ -470,7 +470,7 @@ public abstract class RunStoreContractTest {
     assertThat(store.finish(
         Finish.unsuccessful(id, 1, "w2", RunStatus.FAILED, "no", usage))).isEmpty();
     assertThat(store.finish(
-        Finish.retry(id, 2, "w1", "again", usage, clock.instant().plusSeconds(5)))).isEmpty();
+        Finish.retry(id, 2, "w1", "again", usage, Duration.ofSeconds(5)))).isEmpty();
     assertThat(store.finish(Finish.succeeded(id + 1_000_000, 1, "w1", "out", usage))).isEmpty();
     assertThat(snapshot()).isEqualTo(before);
 
@@ -611,7 +611,7 @@ public abstract class RunStoreContractTest {
     RunRecord retried = store.insert(new NewRun(RunRequest.of(BETA, nextInput()), 3));
     RunRecord claimed = claim("w1", Map.of(BETA, 1)).get(0);
     store.finish(Finish.retry(retried.id(), 1, "w1", "later", Usage.ZERO,
-        clock.instant().plusSeconds(60))).orElseThrow();
+        Duration.ofSeconds(60))).orElseThrow();
     Snapshot before = snapshot();
 
     for (RunRecord run : List.of(fresh, claimed)) {
@@ -681,7 +681,7 @@ public abstract class RunStoreContractTest {
   }
 
   @Test
-  @DisplayName("I4: a Finish cannot name RUNNING, nor QUEUED without retryAt")
+  @DisplayName("I4: a Finish cannot name RUNNING, nor QUEUED without retryAfter")
   public void finishRecordRefusesIllegalTargets() {
     assertThatThrownBy(() -> new Finish(1, 1, "w1", RunStatus.RUNNING, null, null, Usage.ZERO,
         null)).isInstanceOf(IllegalArgumentException.class);
@@ -691,10 +691,15 @@ public abstract class RunStoreContractTest {
         Usage.ZERO)).isInstanceOf(IllegalArgumentException.class);
     assertThatThrownBy(() -> Finish.succeeded(1, 0, "w1", "x", Usage.ZERO))
         .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> Finish.retry(1, 1, "w1", "x", Usage.ZERO, Duration.ofSeconds(-1)))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("PT-1S");
+    assertThatThrownBy(() -> Finish.retry(1, 1, "w1", "x", Usage.ZERO,
+        Finish.MAX_RETRY_AFTER.plusSeconds(1)))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("retryAfter");
   }
 
   @Test
-  @DisplayName("I4: a retry requeues with notBefore = retryAt, keeps attempt and error, adds usage")
+  @DisplayName("I4: a retry requeues due at now + retryAfter, keeps attempt and error, adds usage")
   public void retryRequeuesTheRunForLater() {
     RunRecord run = store.insert(new NewRun(RunRequest.of(ALPHA, nextInput()), 3));
     RunRecord first = claimOne("w1");
@@ -703,7 +708,8 @@ public abstract class RunStoreContractTest {
     Usage spent = Usage.of(100, 20, 300);
 
     RunRecord requeued = store.finish(
-        Finish.retry(run.id(), 1, "w1", "rate limited", spent, retryAt)).orElseThrow();
+        Finish.retry(run.id(), 1, "w1", "rate limited", spent, Duration.ofSeconds(10)))
+        .orElseThrow();
 
     assertThat(requeued.status()).isEqualTo(RunStatus.QUEUED);
     assertThat(requeued.notBefore()).isEqualTo(retryAt);
@@ -1041,7 +1047,7 @@ public abstract class RunStoreContractTest {
     assertFailsWithoutTrace("timed-out finish", () -> store.finish(
         Finish.unsuccessful(c.id(), 1, "w1", RunStatus.TIMED_OUT, "x", usage)));
     assertFailsWithoutTrace("retry", () -> store.finish(
-        Finish.retry(c.id(), 1, "w1", "x", usage, clock.instant().plusSeconds(1))));
+        Finish.retry(c.id(), 1, "w1", "x", usage, Duration.ofSeconds(1))));
 
     RunRecord done = store.finish(
         Finish.succeeded(c.id(), 1, "w1", "out", usage)).orElseThrow();
@@ -1052,7 +1058,7 @@ public abstract class RunStoreContractTest {
     RunRecord r = store.insert(new NewRun(RunRequest.of(BETA, nextInput()), 2));
     RunRecord c2 = claim("w1", Map.of(BETA, 1)).get(0);
     assertThat(store.finish(Finish.retry(r.id(), c2.attempt(), "w1", "x", usage,
-        clock.instant().plusSeconds(1)))).isPresent();
+        Duration.ofSeconds(1)))).isPresent();
     assertThat(eventTypes(r.id())).containsExactly("queued", "started", "requeued");
   }
 
@@ -1114,7 +1120,7 @@ public abstract class RunStoreContractTest {
   public void everyStatusChangeWritesItsEvent() {
     RunRecord retried = store.insert(new NewRun(RunRequest.of(ALPHA, nextInput()), 3));
     RunRecord c = claimOne("w1");
-    store.finish(Finish.retry(c.id(), 1, "w1", "again", Usage.ZERO, clock.instant()))
+    store.finish(Finish.retry(c.id(), 1, "w1", "again", Usage.ZERO, Duration.ZERO))
         .orElseThrow();
     clock.advance(Duration.ofSeconds(1));
     store.finish(success(claimOne("w1"), "ok")).orElseThrow();
@@ -1205,7 +1211,7 @@ public abstract class RunStoreContractTest {
     RunRecord c = claimOne("w1");
     assertThat(c.id()).isEqualTo(first.id());
     store.finish(Finish.retry(first.id(), 1, "w1", "later", Usage.ZERO,
-        clock.instant().plusSeconds(10))).orElseThrow();
+        Duration.ofSeconds(10))).orElseThrow();
 
     assertThat(claim("w1", 10)).as("the older run of the key waits for its retry time").isEmpty();
     clock.advance(Duration.ofSeconds(11));
@@ -1671,7 +1677,7 @@ public abstract class RunStoreContractTest {
 
     assertThat(store.release("w", List.of(released))).isEqualTo(1);
     assertThat(store.finish(Finish.retry(retried.id(), retried.attempt(), "w", "flaky",
-        Usage.ZERO, clock().instant().plusSeconds(1)))).hasValueSatisfying(
+        Usage.ZERO, Duration.ofSeconds(1)))).hasValueSatisfying(
             r -> assertThat(r.status()).isEqualTo(RunStatus.CANCELLED));
     clock().advance(LEASE.plusSeconds(1));
     assertThat(store.recoverExpiredLeases()).extracting(RunRecord::id, RunRecord::status)
@@ -1895,7 +1901,7 @@ public abstract class RunStoreContractTest {
         case 2 -> store.finish(Finish.unsuccessful(c.id(), 1, "w1", RunStatus.TIMED_OUT, "x",
             usage)).orElseThrow();
         case 3 -> store.finish(Finish.retry(c.id(), 1, "w1", "x", usage,
-            clock.instant().plusSeconds(60))).orElseThrow();
+            Duration.ofSeconds(60))).orElseThrow();
         default -> {
           store.cancel(c.id()).orElseThrow();
           store.finish(Finish.unsuccessful(c.id(), 1, "w1", RunStatus.CANCELLED, "x", usage))
@@ -2255,7 +2261,7 @@ public abstract class RunStoreContractTest {
       all.add(Finish.unsuccessful(id, attempt, owner, s, "late", Usage.of(1, 1, 1)));
     }
     all.add(Finish.retry(id, attempt, owner, "late", Usage.of(1, 1, 1),
-        clock.instant().plusSeconds(1)));
+        Duration.ofSeconds(1)));
     return all;
   }
 
