@@ -50,15 +50,14 @@ final class Rows {
     ps.setObject(index, OffsetDateTime.ofInstant(clamped, ZoneOffset.UTC));
   }
 
-  /** A lease as whole microseconds, the resolution of {@code timestamptz}. */
-  /** A delay in whole microseconds (the database's resolution), rounded down. */
+  /** A delay in whole microseconds, the resolution of {@code timestamptz}, rounded down. */
   static long micros(Duration delay) {
     return delay.getSeconds() * 1_000_000L + delay.getNano() / 1_000;
   }
 
+  /** A lease as whole microseconds, at least 1 and at most {@code MAX_LEASE}. */
   static long leaseMicros(Duration lease) {
-    Duration d = lease.compareTo(MAX_LEASE) > 0 ? MAX_LEASE : lease;
-    return Math.max(1, d.getSeconds() * 1_000_000L + d.getNano() / 1_000);
+    return Math.max(1, micros(lease.compareTo(MAX_LEASE) > 0 ? MAX_LEASE : lease));
   }
 
   static void setNullableString(PreparedStatement ps, int index, String value)

@@ -3,7 +3,7 @@ package dev.agentrunner.sqlite;
 /**
  * Every SQL statement the store runs after the schema exists, one constant per shape. None is
  * built from a caller's string: values always travel as bind parameters, and lists (the ids a
- * claim takes) travel as one bound JSON array of numbers read with {@code json_each}.
+ * heartbeat renews) travel as one bound JSON array of numbers read with {@code json_each}.
  *
  * <p>Status literals in the WHERE clauses are written out (not bound) on purpose: the partial
  * indexes ({@code WHERE status = 'QUEUED'} and so on) are only usable when the planner can see

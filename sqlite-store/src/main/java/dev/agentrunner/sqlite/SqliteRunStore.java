@@ -184,14 +184,15 @@ public final class SqliteRunStore implements RunStore {
   @Override
   public Heartbeat heartbeat(String owner, Set<Long> runIds, Duration lease) {
     Objects.requireNonNull(owner, "owner");
-    Set<Long> ids = Set.copyOf(Objects.requireNonNull(runIds, "runIds"));
+    Objects.requireNonNull(runIds, "runIds");
     Objects.requireNonNull(lease, "lease");
     ensureOpen();
-    if (ids.isEmpty()) {
+    if (runIds.isEmpty()) {
       return new Heartbeat(0, Set.of());
     }
-    return writer.submit("heartbeat of " + owner,
-        tx -> writes.heartbeat(tx, owner, ids, lease));
+    // Built here, not under the writer's lock: for a runner with 100,000 runs it is 700 KB.
+    String ids = Rows.jsonNumbers(runIds);
+    return writer.submit("heartbeat of " + owner, tx -> writes.heartbeat(tx, owner, ids, lease));
   }
 
   @Override

@@ -209,12 +209,13 @@ final class Writes {
     return List.copyOf(claimed);
   }
 
-  Heartbeat heartbeat(Writer.Tx tx, String owner, Set<Long> runIds, Duration lease)
+  /** {@code runIdsJson}: the runs to renew, as {@link Rows#jsonNumbers} writes them. */
+  Heartbeat heartbeat(Writer.Tx tx, String owner, String runIdsJson, Duration lease)
       throws SQLException {
     Instant now = clock.instant();
     PreparedStatement ps = tx.prepare(Sql.HEARTBEAT);
     ps.setLong(1, Rows.nanos(now.plus(lease)));
-    ps.setString(2, Rows.jsonNumbers(runIds));
+    ps.setString(2, runIdsJson);
     ps.setString(3, owner);
     int extended = 0;
     Set<Long> cancelRequested = new HashSet<>();
