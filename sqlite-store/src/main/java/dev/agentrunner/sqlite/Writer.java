@@ -304,9 +304,7 @@ final class Writer implements AutoCloseable {
         }
         workArrived.awaitUninterruptibly();
       }
-      while (!queue.isEmpty() && batch.size() < maxBatchSize) {
-        batch.add(queue.poll());
-      }
+      moveQueued(batch);
       // A crowd: gather, for a moment, as many as the last transaction carried (see the class
       // comment and topUp). A lone writer, or a few, commit at once.
       gatherUpTo = previousBatch >= CROWD ? previousBatch : 0; // at most maxBatchSize already
@@ -343,12 +341,17 @@ final class Writer implements AutoCloseable {
       if (queue.isEmpty()) {
         return false;
       }
-      while (!queue.isEmpty() && batch.size() < maxBatchSize) {
-        batch.add(queue.poll());
-      }
+      moveQueued(batch);
       return true;
     } finally {
       lock.unlock();
+    }
+  }
+
+  /** Moves the queued operations into {@code batch}, up to the batch size; with the lock held. */
+  private void moveQueued(List<Pending<?>> batch) {
+    while (!queue.isEmpty() && batch.size() < maxBatchSize) {
+      batch.add(queue.poll());
     }
   }
 
