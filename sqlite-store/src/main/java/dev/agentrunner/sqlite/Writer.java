@@ -168,8 +168,7 @@ final class Writer implements AutoCloseable {
   private boolean closing;
   /** How many operations the last transaction carried; written by the writer thread only. */
   private int previousBatch;
-  /** The batch size the open transaction gathers up to, and until when; writer thread only. */
-  private int gatherUpTo;
+  /** Until when the open transaction gathers operations; written by the writer thread only. */
   private long gatherUntil;
 
   // Counters for tests and diagnostics.
@@ -305,9 +304,6 @@ final class Writer implements AutoCloseable {
         workArrived.awaitUninterruptibly();
       }
       moveQueued(batch);
-      // A crowd: gather, for a moment, as many as the last transaction carried (see the class
-      // comment and topUp). A lone writer, or a few, commit at once.
-      gatherUpTo = previousBatch >= CROWD ? previousBatch : 0; // at most maxBatchSize already
       gatherUntil = System.nanoTime() + GATHER_NANOS;
       return true;
     } finally {
@@ -317,13 +313,16 @@ final class Writer implements AutoCloseable {
 
   /**
    * Adds to the open transaction's batch the operations queued since it began, once the writer
-   * has applied all it had. While the batch carries fewer than {@link #gatherUpTo}, waits for
-   * more until {@link #gatherUntil}. False when nothing was added: the batch is complete.
+   * has applied all it had. While the batch carries fewer than the last transaction did, waits
+   * for more until {@link #gatherUntil}. False when nothing was added: the batch is complete.
    */
   private boolean topUp(List<Pending<?>> batch) {
     if (batch.size() >= maxBatchSize) {
       return false;
     }
+    // A crowd: gather, for a moment, as many as the last transaction carried (see the class
+    // comment). A lone writer, or a few, commit at once.
+    int gatherUpTo = previousBatch >= CROWD ? previousBatch : 0; // at most maxBatchSize already
     lock.lock();
     try {
       while (queue.isEmpty() && batch.size() < gatherUpTo && !closing) {
